@@ -1,0 +1,361 @@
+;; extism-run kernel: the runtime-owned memory for input, output, errors and handles.
+;;
+;; See kernel/README.md for the full design. In short:
+;;  * memory 0 ("memory", exported) holds block data only. A handle is the byte offset of a
+;;    block's first byte: a multiple of 16 (one granule), >= DATA_START (128), never 0.
+;;  * memory 1 (not exported) holds all allocator metadata, out of the guest's reach: one
+;;    16-byte entry per granule of memory 0, at the SAME byte offset as the granule (the entry of
+;;    handle h is meta[h .. h+16)); bytes 0..111 of memory 1 hold the 28 free-list heads.
+;;    Memory 1 always has at least as many pages as memory 0.
+;;  * entry fields (i32, little-endian):
+;;      +0  generation the entry was written in (only entries of the current one mean anything)
+;;      +4  flags | size in granules (flags: ALLOC, FSTART = free block start, FEND = free block end)
+;;      +8  ALLOC: requested byte length          FSTART: next block of the circular free list
+;;      +12 ALLOC: 0                              FSTART: previous block of the free list
+;;  * invariants (current generation only): [DATA_START, bump) is tiled by blocks; an ALLOC
+;;    entry exists exactly at the start of each live block, FSTART/FEND exactly at the first/last
+;;    granule of each free block (stale tags are cleared when a block stops being free), and no
+;;    two free blocks are adjacent.
+;;
+;; Every export validates its arguments as unsigned 64-bit values and never traps (the only
+;; exception is alloc under a host memory limit, where the host's limiter traps the call).
+(module
+  (memory $data (export "memory") 16)
+  (memory $meta 16)
+
+  ;; ---- constants (inlined below) -------------------------------------------------------------
+  ;; DATA_START = 128        first handle; memory-1 bytes [0,112) hold the list heads
+  ;; ALLOC      = 0x80000000 FSTART = 0x40000000  FEND = 0x20000000  SIZE = 0x0fffffff
+  ;; MAX_ALLOC  = 0xffffff80 largest request that can fit a 4 GiB memory (2^32 - DATA_START)
+  ;; SCAN       = 8          blocks examined in the good-fit class before taking a larger class
+
+  ;; ---- root state (wasm globals: unreachable from the guest) ------------------------------
+  (global $gen (mut i32) (i32.const 1))      ;; current generation, never 0
+  (global $bump (mut i64) (i64.const 128))   ;; start of fresh space, multiple of 16
+  (global $classes (mut i32) (i32.const 0))  ;; bit c set <=> free list of class c non-empty
+  (global $in_off (mut i64) (i64.const 0))
+  (global $in_len (mut i64) (i64.const 0))
+  (global $out_off (mut i64) (i64.const 0))
+  (global $out_len (mut i64) (i64.const 0))
+  (global $err (mut i64) (i64.const 0))
+  ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
+  (global (export "__heap_base") i32 (i32.const 1048576))
+  (global (export "__data_end") i32 (i32.const 1048576))
+
+  ;; ---- helpers ------------------------------------------------------------------------------
+  (func $mem_bytes (result i64)
+    (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
+
+  ;; Entry address of handle $h if it is a live block of this generation, else 0. O(1).
+  (func $live (param $h i64) (result i32)
+    (local $a i32)
+    ;; 16-aligned and DATA_START <= h < memory size (one unsigned compare, no overflow)
+    (if (i32.or (i64.ne (i64.and (local.get $h) (i64.const 15)) (i64.const 0))
+                (i64.ge_u (i64.sub (local.get $h) (i64.const 128))
+                          (i64.sub (call $mem_bytes) (i64.const 128))))
+      (then (return (i32.const 0))))
+    (local.set $a (i32.wrap_i64 (local.get $h)))
+    (if (i32.ne (i32.load $meta (local.get $a)) (global.get $gen))
+      (then (return (i32.const 0))))
+    (if (i32.eqz (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x80000000)))
+      (then (return (i32.const 0))))
+    (local.get $a))
+
+  ;; Size class of a block of $s >= 1 granules: floor(log2 s), 0..27.
+  (func $class (param $s i32) (result i32)
+    (i32.sub (i32.const 31) (i32.clz (local.get $s))))
+
+  (func $size (param $a i32) (result i32)
+    (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
+
+  ;; Does entry $a carry flag $f in the current generation?
+  (func $has (param $a i32) (param $f i32) (result i32)
+    (i32.and (i32.eq (i32.load $meta (local.get $a)) (global.get $gen))
+             (i32.ne (i32.and (i32.load $meta offset=4 (local.get $a)) (local.get $f))
+                     (i32.const 0))))
+
+  (func $clear (param $a i32)   ;; drop a stale tag
+    (i32.store $meta offset=4 (local.get $a) (i32.const 0)))
+
+  ;; Remove free block $b of $s granules from its class list (circular, doubly linked). O(1).
+  (func $unlink (param $b i32) (param $s i32)
+    (local $c i32) (local $n i32) (local $p i32)
+    (local.set $c (i32.shl (call $class (local.get $s)) (i32.const 2)))
+    (local.set $n (i32.load $meta offset=8 (local.get $b)))
+    (if (i32.eq (local.get $n) (local.get $b))
+      (then  ;; last member: the class becomes empty
+        (i32.store $meta (local.get $c) (i32.const 0))
+        (global.set $classes (i32.and (global.get $classes)
+          (i32.xor (i32.shl (i32.const 1) (i32.shr_u (local.get $c) (i32.const 2))) (i32.const -1)))))
+      (else
+        (local.set $p (i32.load $meta offset=12 (local.get $b)))
+        (i32.store $meta offset=8 (local.get $p) (local.get $n))
+        (i32.store $meta offset=12 (local.get $n) (local.get $p))
+        (if (i32.eq (i32.load $meta (local.get $c)) (local.get $b))
+          (then (i32.store $meta (local.get $c) (local.get $n)))))))
+
+  ;; Tag [b, b + 16s) as a free block and append it to the tail of its class list (FIFO, so
+  ;; the block released longest ago is recycled first). O(1).
+  (func $mark_free (param $b i32) (param $s i32)
+    (local $c i32) (local $head i32) (local $tail i32) (local $e i32)
+    (i32.store $meta (local.get $b) (global.get $gen))
+    (i32.store $meta offset=4 (local.get $b)
+      (i32.or (i32.or (local.get $s) (i32.const 0x40000000))
+              (select (i32.const 0x20000000) (i32.const 0) (i32.eq (local.get $s) (i32.const 1)))))
+    (if (i32.gt_u (local.get $s) (i32.const 1))
+      (then  ;; boundary tag on the last granule, found by the right neighbour's free
+        (local.set $e (i32.add (local.get $b) (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))))
+        (i32.store $meta (local.get $e) (global.get $gen))
+        (i32.store $meta offset=4 (local.get $e) (i32.or (local.get $s) (i32.const 0x20000000)))))
+    (local.set $c (call $class (local.get $s)))
+    (local.set $head (i32.load $meta (i32.shl (local.get $c) (i32.const 2))))
+    (if (i32.eqz (local.get $head))
+      (then
+        (i32.store $meta (i32.shl (local.get $c) (i32.const 2)) (local.get $b))
+        (i32.store $meta offset=8 (local.get $b) (local.get $b))
+        (i32.store $meta offset=12 (local.get $b) (local.get $b))
+        (global.set $classes (i32.or (global.get $classes) (i32.shl (i32.const 1) (local.get $c)))))
+      (else
+        (local.set $tail (i32.load $meta offset=12 (local.get $head)))
+        (i32.store $meta offset=8 (local.get $b) (local.get $head))
+        (i32.store $meta offset=12 (local.get $b) (local.get $tail))
+        (i32.store $meta offset=8 (local.get $tail) (local.get $b))
+        (i32.store $meta offset=12 (local.get $head) (local.get $b)))))
+
+  ;; A free block of at least $k granules, or 0. O(1): at most SCAN blocks of class floor(log2 k)
+  ;; (good fit), then the head of the smallest non-empty class whose every block fits.
+  (func $find (param $k i32) (result i32)
+    (local $f i32) (local $b i32) (local $head i32) (local $i i32) (local $m i32)
+    (local.set $f (call $class (local.get $k)))
+    (if (i32.and (global.get $classes) (i32.shl (i32.const 1) (local.get $f)))
+      (then
+        (local.set $head (i32.load $meta (i32.shl (local.get $f) (i32.const 2))))
+        (local.set $b (local.get $head))
+        (local.set $i (i32.const 8))
+        (loop $scan
+          (if (i32.ge_u (call $size (local.get $b)) (local.get $k))
+            (then (return (local.get $b))))
+          (local.set $b (i32.load $meta offset=8 (local.get $b)))
+          (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+          (br_if $scan (i32.and (i32.ne (local.get $b) (local.get $head))
+                                (i32.ne (local.get $i) (i32.const 0)))))))
+    ;; classes above f hold blocks of >= 2^(f+1) > k granules
+    (local.set $m (i32.and (global.get $classes) (i32.shl (i32.const -2) (local.get $f))))
+    (if (result i32) (local.get $m)
+      (then (i32.load $meta (i32.shl (i32.ctz (local.get $m)) (i32.const 2))))
+      (else (i32.const 0))))
+
+  ;; Turn [a, a + 16k) into a live block of $n bytes, zero-filled.
+  (func $claim (param $a i32) (param $k i32) (param $n i64) (result i64)
+    (i32.store $meta (local.get $a) (global.get $gen))
+    (i32.store $meta offset=4 (local.get $a) (i32.or (local.get $k) (i32.const 0x80000000)))
+    (i32.store $meta offset=8 (local.get $a) (i32.wrap_i64 (local.get $n)))
+    (i32.store $meta offset=12 (local.get $a) (i32.const 0))
+    ;; Fresh space may hold bytes from before a reset (reset does not zero) or guest stores
+    ;; past the bump pointer, and recycled blocks hold old data: every block starts zeroed.
+    (memory.fill $data (local.get $a) (i32.const 0) (i32.shl (local.get $k) (i32.const 4)))
+    (i64.extend_i32_u (local.get $a)))
+
+  ;; ---- allocation ---------------------------------------------------------------------------
+  (func (export "alloc") (param $n i64) (result i64)
+    (local $k i32) (local $kb i64) (local $a i32) (local $s i32) (local $t i32)
+    (local $end i64) (local $pages i64) (local $d i64)
+    ;; 0, and anything that cannot fit a 4 GiB memory, is refused (sizes stay in i64 here).
+    (if (i32.or (i64.eqz (local.get $n)) (i64.gt_u (local.get $n) (i64.const 0xffffff80)))
+      (then (return (i64.const 0))))
+    (local.set $kb (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16)))
+    (local.set $k (i32.wrap_i64 (i64.shr_u (local.get $kb) (i64.const 4))))
+    ;; 1. fresh space inside the current memory: released blocks wait until it runs out
+    (if (i64.le_u (i64.add (global.get $bump) (local.get $kb)) (call $mem_bytes))
+      (then
+        (local.set $a (i32.wrap_i64 (global.get $bump)))
+        (global.set $bump (i64.add (global.get $bump) (local.get $kb)))
+        (return (call $claim (local.get $a) (local.get $k) (local.get $n)))))
+    ;; 2. a released block, split exactly; the remainder stays free
+    (local.set $a (call $find (local.get $k)))
+    (if (local.get $a)
+      (then
+        (local.set $s (call $size (local.get $a)))
+        (call $unlink (local.get $a) (local.get $s))
+        (if (i32.gt_u (local.get $s) (local.get $k))
+          (then (call $mark_free
+                  (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 4)))
+                  (i32.sub (local.get $s) (local.get $k))))
+          (else (if (i32.gt_u (local.get $s) (i32.const 1))
+            (then (call $clear (i32.add (local.get $a)
+                    (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))))))))
+        (return (call $claim (local.get $a) (local.get $k) (local.get $n)))))
+    ;; 3. fresh space is short and no released block fits. A free block just below the bump
+    ;;    pointer is given back to fresh space first, so growth is only what is missing.
+    (if (i64.gt_u (global.get $bump) (i64.const 128))
+      (then
+        (local.set $t (i32.sub (i32.wrap_i64 (global.get $bump)) (i32.const 16)))
+        (if (call $has (local.get $t) (i32.const 0x20000000))
+          (then
+            (local.set $s (call $size (local.get $t)))
+            (local.set $a (i32.sub (i32.add (local.get $t) (i32.const 16))
+                                   (i32.shl (local.get $s) (i32.const 4))))
+            (call $unlink (local.get $a) (local.get $s))
+            (call $clear (local.get $a))
+            (call $clear (local.get $t))
+            (global.set $bump (i64.extend_i32_u (local.get $a)))))))
+    (local.set $end (i64.add (global.get $bump) (local.get $kb)))
+    (if (i64.gt_u (local.get $end) (i64.const 0x100000000))
+      (then (return (i64.const 0))))
+    ;; grow memory 1 first, then memory 0, to exactly the pages needed: metadata always covers
+    ;; memory 0 even if the second growth fails.
+    (local.set $pages (i64.shr_u (i64.add (local.get $end) (i64.const 0xffff)) (i64.const 16)))
+    (local.set $d (i64.sub (local.get $pages) (i64.extend_i32_u (memory.size $meta))))
+    (if (i64.gt_s (local.get $d) (i64.const 0))
+      (then (if (i32.eq (memory.grow $meta (i32.wrap_i64 (local.get $d))) (i32.const -1))
+        (then (return (i64.const 0))))))
+    (local.set $d (i64.sub (local.get $pages) (i64.extend_i32_u (memory.size $data))))
+    (if (i64.gt_s (local.get $d) (i64.const 0))
+      (then (if (i32.eq (memory.grow $data (i32.wrap_i64 (local.get $d))) (i32.const -1))
+        (then (return (i64.const 0))))))
+    (local.set $a (i32.wrap_i64 (global.get $bump)))
+    (global.set $bump (local.get $end))
+    (call $claim (local.get $a) (local.get $k) (local.get $n)))
+
+  ;; O(1). Not a live block (0, misaligned, out of range, inside a block, released, from an
+  ;; earlier generation) -> no-op.
+  (func (export "free") (param $h i64)
+    (local $a i32) (local $k i32) (local $b i32) (local $s i32) (local $r i64) (local $t i32)
+    (local $x i32)
+    (local.set $a (call $live (local.get $h)))
+    (if (i32.eqz (local.get $a)) (then (return)))
+    (local.set $k (call $size (local.get $a)))
+    ;; Releasing the block holding the input forgets the input (length AND offset).
+    (if (i64.lt_u (i64.sub (global.get $in_off) (local.get $h))
+                  (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4)))
+      (then (global.set $in_off (i64.const 0)) (global.set $in_len (i64.const 0))))
+    (call $clear (local.get $a))
+    (local.set $b (local.get $a))
+    (local.set $s (local.get $k))
+    ;; merge with a free right neighbour (only below bump: fresh space is not a block)
+    (local.set $r (i64.add (local.get $h) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
+    (if (i64.lt_u (local.get $r) (global.get $bump))
+      (then
+        (local.set $t (i32.wrap_i64 (local.get $r)))
+        (if (call $has (local.get $t) (i32.const 0x40000000))
+          (then
+            (local.set $x (call $size (local.get $t)))
+            (call $unlink (local.get $t) (local.get $x))
+            (call $clear (local.get $t))   ;; its end tag is rewritten by $mark_free below
+            (local.set $s (i32.add (local.get $s) (local.get $x)))))))
+    ;; merge with a free left neighbour, found through its end tag
+    (if (i32.gt_u (local.get $a) (i32.const 128))
+      (then
+        (local.set $t (i32.sub (local.get $a) (i32.const 16)))
+        (if (i32.and (call $has (local.get $t) (i32.const 0x20000000))
+                     (i32.le_u (call $size (local.get $t))
+                               (i32.shr_u (i32.sub (local.get $a) (i32.const 128)) (i32.const 4))))
+          (then
+            (local.set $x (call $size (local.get $t)))
+            (local.set $x (i32.sub (local.get $a) (i32.shl (local.get $x) (i32.const 4))))
+            ;; the tags are exact by construction; checking the start costs nothing
+            (if (i32.and (call $has (local.get $x) (i32.const 0x40000000))
+                         (i32.eq (call $size (local.get $x)) (call $size (local.get $t))))
+              (then
+                (local.set $b (local.get $x))
+                (call $unlink (local.get $b) (call $size (local.get $t)))
+                (call $clear (local.get $t))
+                (local.set $s (i32.add (local.get $s)
+                  (i32.shr_u (i32.sub (local.get $a) (local.get $b)) (i32.const 4))))))))))
+    (call $mark_free (local.get $b) (local.get $s)))
+
+  (func $length (export "length") (param $h i64) (result i64)
+    (local $a i32)
+    (local.set $a (call $live (local.get $h)))
+    (if (result i64) (local.get $a)
+      (then (i64.extend_i32_u (i32.load $meta offset=8 (local.get $a))))
+      (else (i64.const 0))))
+
+  ;; Validation is O(1) already, so the "unsafe" variant is the same exact function.
+  (func (export "length_unsafe") (param $h i64) (result i64)
+    (call $length (local.get $h)))
+
+  ;; O(1): a new generation invalidates every handle at once; memory is neither zeroed nor shrunk
+  ;; (blocks are zero-filled when handed out instead).
+  (func (export "reset")
+    (global.set $gen (i32.add (global.get $gen) (i32.const 1)))
+    (if (i32.eqz (global.get $gen))
+      (then  ;; wrapped after 2^32 resets: entries of generation 1 may still exist, wipe them
+        (memory.fill $meta (i32.const 128) (i32.const 0)
+          (i32.sub (i32.shl (memory.size $meta) (i32.const 16)) (i32.const 128)))
+        (global.set $gen (i32.const 1))))
+    (memory.fill $meta (i32.const 0) (i32.const 0) (i32.const 112))  ;; list heads
+    (global.set $classes (i32.const 0))
+    (global.set $bump (i64.const 128))
+    (global.set $in_off (i64.const 0))
+    (global.set $in_len (i64.const 0))
+    (global.set $out_off (i64.const 0))
+    (global.set $out_len (i64.const 0))
+    (global.set $err (i64.const 0)))
+
+  (func (export "memory_bytes") (result i64) (call $mem_bytes))
+
+  ;; ---- raw loads and stores: valid iff the whole access is inside memory 0 -----------------
+  (func (export "load_u8") (param $p i64) (result i32)
+    (if (result i32) (i64.lt_u (local.get $p) (call $mem_bytes))
+      (then (i32.load8_u $data (i32.wrap_i64 (local.get $p))))
+      (else (i32.const 0))))
+
+  (func (export "load_u64") (param $p i64) (result i64)
+    (if (result i64) (i64.le_u (local.get $p) (i64.sub (call $mem_bytes) (i64.const 8)))
+      (then (i64.load $data (i32.wrap_i64 (local.get $p))))
+      (else (i64.const 0))))
+
+  (func (export "store_u8") (param $p i64) (param $v i32)
+    (if (i64.lt_u (local.get $p) (call $mem_bytes))
+      (then (i32.store8 $data (i32.wrap_i64 (local.get $p)) (local.get $v)))))
+
+  (func (export "store_u64") (param $p i64) (param $v i64)
+    (if (i64.le_u (local.get $p) (i64.sub (call $mem_bytes) (i64.const 8)))
+      (then (i64.store $data (i32.wrap_i64 (local.get $p)) (local.get $v)))))
+
+  ;; ---- input, output, error ---------------------------------------------------------------
+  ;; DATA_START <= h and h + len <= memory size, without overflow.
+  (func $range_ok (param $h i64) (param $len i64) (result i32)
+    (local $m i64)
+    (local.set $m (call $mem_bytes))
+    (i32.and (i32.and (i64.ge_u (local.get $h) (i64.const 128))
+                      (i64.le_u (local.get $len) (local.get $m)))
+             (i64.le_u (local.get $h) (i64.sub (local.get $m) (local.get $len)))))
+
+  (func (export "input_set") (param $h i64) (param $len i64)
+    (if (call $range_ok (local.get $h) (local.get $len))
+      (then (global.set $in_off (local.get $h)) (global.set $in_len (local.get $len)))))
+
+  (func (export "input_length") (result i64) (global.get $in_len))
+  (func (export "input_offset") (result i64) (global.get $in_off))
+
+  ;; The input range was inside memory when set and memory never shrinks: the loads are in bounds.
+  (func (export "input_load_u8") (param $i i64) (result i32)
+    (if (result i32) (i64.lt_u (local.get $i) (global.get $in_len))
+      (then (i32.load8_u $data (i32.wrap_i64 (i64.add (global.get $in_off) (local.get $i)))))
+      (else (i32.const 0))))
+
+  ;; 0 whenever fewer than 8 input bytes remain at i (i + 8 > len, with no wrap-around).
+  (func (export "input_load_u64") (param $i i64) (result i64)
+    (if (result i64) (i32.and (i64.ge_u (global.get $in_len) (i64.const 8))
+                              (i64.le_u (local.get $i) (i64.sub (global.get $in_len) (i64.const 8))))
+      (then (i64.load $data (i32.wrap_i64 (i64.add (global.get $in_off) (local.get $i)))))
+      (else (i64.const 0))))
+
+  (func (export "output_set") (param $h i64) (param $len i64)
+    (if (call $range_ok (local.get $h) (local.get $len))
+      (then (global.set $out_off (local.get $h)) (global.set $out_len (local.get $len)))))
+
+  (func (export "output_length") (result i64) (global.get $out_len))
+  (func (export "output_offset") (result i64) (global.get $out_off))
+
+  ;; 0 clears; otherwise kept only if DATA_START <= h < memory size.
+  (func (export "error_set") (param $h i64)
+    (if (i32.or (i64.eqz (local.get $h))
+                (i64.lt_u (i64.sub (local.get $h) (i64.const 128))
+                          (i64.sub (call $mem_bytes) (i64.const 128))))
+      (then (global.set $err (local.get $h)))))
+
+  (func (export "error_get") (result i64) (global.get $err))
+)

@@ -1,0 +1,146 @@
+//! `PluginBuilder`: collects what a plugin is made of, then compiles or instantiates it.
+//!
+//! Owns the choice between raw bytes and a manifest ([`WasmInput`]) and the builder options.
+//! The work itself is in `compiled.rs` and `plugin.rs`.
+
+use std::borrow::Cow;
+
+use anyhow::Result;
+
+use crate::{
+    compiled::{self, CompileOptions, CompiledPlugin},
+    function::Function,
+    manifest::{DownloadProgress, Manifest, Wasm},
+    plugin::Plugin,
+};
+
+/// What a plugin is made from: wasm/wat bytes or manifest text, or a manifest.
+#[derive(Debug, Clone)]
+pub enum WasmInput<'a> {
+    Data(Cow<'a, [u8]>),
+    Manifest(Cow<'a, Manifest>),
+}
+
+impl<'a> From<&'a [u8]> for WasmInput<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        WasmInput::Data(Cow::Borrowed(b))
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for WasmInput<'a> {
+    fn from(b: &'a [u8; N]) -> Self {
+        WasmInput::Data(Cow::Borrowed(b))
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for WasmInput<'a> {
+    fn from(b: &'a Vec<u8>) -> Self {
+        WasmInput::Data(Cow::Borrowed(b))
+    }
+}
+
+impl From<Vec<u8>> for WasmInput<'_> {
+    fn from(b: Vec<u8>) -> Self {
+        WasmInput::Data(Cow::Owned(b))
+    }
+}
+
+impl<'a> From<&'a str> for WasmInput<'a> {
+    fn from(s: &'a str) -> Self {
+        WasmInput::Data(Cow::Borrowed(s.as_bytes()))
+    }
+}
+
+impl From<Manifest> for WasmInput<'_> {
+    fn from(m: Manifest) -> Self {
+        WasmInput::Manifest(Cow::Owned(m))
+    }
+}
+
+impl<'a> From<&'a Manifest> for WasmInput<'a> {
+    fn from(m: &'a Manifest) -> Self {
+        WasmInput::Manifest(Cow::Borrowed(m))
+    }
+}
+
+impl From<Wasm> for WasmInput<'_> {
+    fn from(w: Wasm) -> Self {
+        WasmInput::Manifest(Cow::Owned(Manifest::new([w])))
+    }
+}
+
+impl WasmInput<'_> {
+    pub fn into_manifest(self) -> Result<Manifest> {
+        match self {
+            WasmInput::Data(bytes) => Manifest::from_bytes(&bytes),
+            WasmInput::Manifest(m) => Ok(m.into_owned()),
+        }
+    }
+}
+
+/// Builds a [`Plugin`] or a [`CompiledPlugin`].
+pub struct PluginBuilder<'a> {
+    source: WasmInput<'a>,
+    wasi: bool,
+    functions: Vec<Function>,
+    fuel: Option<u64>,
+    progress: Option<DownloadProgress<'a>>,
+}
+
+impl<'a> PluginBuilder<'a> {
+    pub fn new(source: impl Into<WasmInput<'a>>) -> Self {
+        PluginBuilder {
+            source: source.into(),
+            wasi: false,
+            functions: Vec::new(),
+            fuel: None,
+            progress: None,
+        }
+    }
+
+    /// Enables WASI preview 1 (off by default).
+    pub fn with_wasi(mut self, wasi: bool) -> Self {
+        self.wasi = wasi;
+        self
+    }
+
+    pub fn with_function(mut self, f: Function) -> Self {
+        self.functions.push(f);
+        self
+    }
+
+    pub fn with_functions(mut self, f: impl IntoIterator<Item = Function>) -> Self {
+        self.functions.extend(f);
+        self
+    }
+
+    /// Limits every call to `fuel` units of wasm execution.
+    pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Reports download progress of URL sources as (bytes so far, total if known).
+    pub fn with_download_progress(mut self, progress: DownloadProgress<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
+        Ok(CompileOptions {
+            manifest: self.source.into_manifest()?,
+            functions: self.functions,
+            wasi: self.wasi,
+            fuel: self.fuel,
+            progress: self.progress,
+        })
+    }
+
+    pub fn compile(self) -> Result<CompiledPlugin> {
+        compiled::compile(self.into_options()?)
+    }
+
+    pub fn build(self) -> Result<Plugin> {
+        Plugin::new_from_compiled(&self.compile()?)
+    }
+}

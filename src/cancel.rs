@@ -1,0 +1,114 @@
+//! Interrupting a running call: cancel handles, per-call deadlines and the epoch callback.
+//!
+//! Every store gets an epoch-deadline callback that looks only at *its own* plugin's state, so
+//! a cancel or timeout stops exactly one plugin even when several instances of one compiled
+//! plugin share an engine (upstream interrupts all of them). A cancel sets the plugin's flag
+//! and advances the engine's epoch so running code reaches the callback at once; a timeout is
+//! a deadline that the process-wide ticker (`timer.rs`) wakes up for.
+//!
+//! Cancel semantics: a cancel interrupts the call (or first-call initialisation) running at
+//! that moment. A cancel that arrives while no call is running is forgotten: the next call
+//! starts by clearing the flag, as upstream does.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use wasmtime::{Engine, StoreContextMut, UpdateDeadline};
+
+use crate::plugin_state::PluginState;
+
+/// Why wasm code was stopped from the outside. Both read as `timeout` to callers, as upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    /// The plugin's `timeout_ms` expired.
+    Timeout,
+    /// `CancelHandle::cancel` was called.
+    Cancelled,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("timeout")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// State shared between a plugin and its cancel handles.
+#[derive(Debug)]
+pub(crate) struct InterruptState {
+    running: AtomicBool,
+    cancelled: AtomicBool,
+    engine: Engine,
+}
+
+impl InterruptState {
+    pub fn new(engine: Engine) -> Arc<InterruptState> {
+        Arc::new(InterruptState {
+            running: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            engine,
+        })
+    }
+
+    /// Marks the start of guest execution that a cancel may interrupt.
+    pub fn begin(&self) {
+        self.cancelled.store(false, Ordering::SeqCst);
+        self.running.store(true, Ordering::SeqCst);
+    }
+
+    /// Called after the epoch deadline is armed: a cancel that raced with arming is delivered.
+    pub fn rearm(&self) {
+        if self.cancelled.load(Ordering::SeqCst) {
+            self.engine.increment_epoch();
+        }
+    }
+
+    pub fn end(&self) {
+        self.running.store(false, Ordering::SeqCst);
+    }
+
+    pub fn check(&self, deadline: Option<Instant>) -> Option<Interrupted> {
+        if !self.running.load(Ordering::SeqCst) {
+            return None;
+        }
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Some(Interrupted::Cancelled);
+        }
+        match deadline {
+            Some(d) if Instant::now() >= d => Some(Interrupted::Timeout),
+            _ => None,
+        }
+    }
+}
+
+/// Cancels the call running on one plugin, from any thread. Cheap to clone; stays valid (and
+/// harmless) after its plugin is gone.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    pub(crate) state: Arc<InterruptState>,
+}
+
+impl CancelHandle {
+    /// Interrupts the plugin's running call, which then fails with `timeout` (code 134).
+    /// Does nothing when no call is running.
+    pub fn cancel(&self) -> anyhow::Result<()> {
+        self.state.cancelled.store(true, Ordering::SeqCst);
+        self.state.engine.increment_epoch();
+        Ok(())
+    }
+}
+
+/// The epoch-deadline callback installed in every store.
+pub(crate) fn on_epoch(ctx: StoreContextMut<'_, PluginState>) -> wasmtime::Result<UpdateDeadline> {
+    let state = ctx.data();
+    match state.interrupt.check(state.deadline) {
+        Some(why) => Err(wasmtime::Error::new(why)),
+        None => Ok(UpdateDeadline::Continue(1)),
+    }
+}

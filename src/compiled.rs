@@ -1,0 +1,322 @@
+//! A compiled plugin: everything about a plugin that does not change between its instances.
+//!
+//! Owns resolving the manifest to compiled modules (through the engine's content cache),
+//! checking every import against the guest ABI (`spec/guest-abi.md` §1), ordering modules so
+//! dependencies come first (rejecting cycles), and the linker holding the host functions,
+//! user functions and WASI. It is `Send + Sync` and shared by all plugins made from it; it
+//! never holds a store.
+
+use std::{collections::HashMap, sync::Arc};
+
+use anyhow::{anyhow, bail, Result};
+use wasmtime::{ExternType, Linker, ModuleExport};
+
+use crate::{
+    engine::{CachedModule, Runtime},
+    function::Function,
+    host::HOST_FUNCTIONS,
+    kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
+    manifest::{DownloadProgress, Manifest},
+    plugin_state::{Permissions, PluginState},
+};
+
+/// Where one import of a module comes from.
+#[derive(Clone)]
+pub(crate) enum ImportSource {
+    /// A kernel function, found by precomputed export index.
+    Kernel(ModuleExport),
+    /// A host function, user function or WASI function defined in the linker.
+    Linker,
+    /// An export of another module of this plugin (by position in `Compiled::modules`).
+    Module(usize),
+}
+
+pub(crate) struct LinkedModule {
+    pub name: String,
+    pub module: Arc<CachedModule>,
+    /// One entry per import, in the module's import order.
+    pub imports: Vec<ImportSource>,
+}
+
+pub(crate) struct Compiled {
+    pub runtime: &'static Runtime,
+    /// Dependencies before dependents; the main module is last.
+    pub modules: Vec<LinkedModule>,
+    pub linker: Linker<PluginState>,
+    pub manifest: Manifest,
+    pub permissions: Arc<Permissions>,
+    pub wasi: bool,
+    pub fuel: Option<u64>,
+}
+
+impl Compiled {
+    pub fn main(&self) -> &LinkedModule {
+        self.modules
+            .last()
+            .expect("a compiled plugin always has a main module")
+    }
+}
+
+/// A plugin compiled once, from which any number of [`crate::Plugin`]s can be created cheaply
+/// and concurrently.
+#[derive(Clone)]
+pub struct CompiledPlugin {
+    pub(crate) inner: Arc<Compiled>,
+}
+
+impl std::fmt::Debug for CompiledPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.inner.modules.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("CompiledPlugin")
+            .field("modules", &names)
+            .finish()
+    }
+}
+
+/// Options collected by [`crate::PluginBuilder`].
+pub(crate) struct CompileOptions<'a> {
+    pub manifest: Manifest,
+    pub functions: Vec<Function>,
+    pub wasi: bool,
+    pub fuel: Option<u64>,
+    pub progress: Option<DownloadProgress<'a>>,
+}
+
+impl CompiledPlugin {
+    /// Compiles the plugin a builder describes.
+    pub fn new(builder: crate::PluginBuilder<'_>) -> Result<CompiledPlugin> {
+        compile(builder.into_options()?)
+    }
+
+    /// True when the main module exports `name` as a function the host can call:
+    /// `() -> ()` or `() -> i32` (`spec/guest-abi.md` §11.1).
+    pub fn function_exists(&self, name: &str) -> bool {
+        let module = &self.inner.main().module.module;
+        match module.get_export(name) {
+            Some(ExternType::Func(ty)) => {
+                ty.params().len() == 0
+                    && match ty.results().len() {
+                        0 => true,
+                        1 => matches!(ty.results().next(), Some(wasmtime::ValType::I32)),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+
+    /// True when both were compiled from identical main-module bytes and so share one
+    /// compiled module.
+    pub fn shares_code_with(&self, other: &CompiledPlugin) -> bool {
+        Arc::ptr_eq(&self.inner.main().module, &other.inner.main().module)
+    }
+
+    /// The manifest this plugin was compiled from.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+}
+
+pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
+    let runtime = Runtime::get(opts.fuel.is_some())?;
+    for f in &opts.functions {
+        if f.namespace() == ENV_MODULE && KERNEL_FUNCTIONS.contains(&f.name()) {
+            bail!(
+                "host function {ENV_MODULE}::{} would replace a kernel function",
+                f.name()
+            );
+        }
+    }
+    let resolved = opts.manifest.resolve(opts.progress)?;
+    let mut compiled = Vec::with_capacity(resolved.len());
+    for m in &resolved {
+        compiled.push((m.name.clone(), runtime.compile(&m.bytes)?));
+    }
+    let order = link_order(&compiled)?;
+    let positions: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| (compiled[i].0.as_str(), pos))
+        .collect();
+    let kernel_module = runtime.kernel.module();
+
+    let mut modules = Vec::with_capacity(order.len());
+    for &i in &order {
+        let (name, module) = &compiled[i];
+        let mut imports = Vec::new();
+        for import in module.module.imports() {
+            let source = if import.module() == ENV_MODULE {
+                env_import(kernel_module, import.name(), &import.ty())?
+            } else if let Some(&pos) = positions.get(import.module()) {
+                ImportSource::Module(pos)
+            } else {
+                ImportSource::Linker
+            };
+            imports.push(source);
+        }
+        modules.push(LinkedModule {
+            name: name.clone(),
+            module: module.clone(),
+            imports,
+        });
+    }
+
+    let mut linker = Linker::new(&runtime.engine);
+    linker.allow_shadowing(true);
+    crate::host::add_to_linker(&mut linker)?;
+    if opts.wasi {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, PluginState::wasi)?;
+        wasmtime_wasi::p0::add_to_linker_sync(&mut linker, PluginState::wasi)?;
+    }
+    for f in &opts.functions {
+        f.add_to_linker(&mut linker, &runtime.engine)?;
+    }
+
+    let manifest = opts.manifest;
+    let permissions = Arc::new(Permissions {
+        max_var_bytes: manifest.max_var_bytes(),
+        max_http_response_bytes: manifest.max_http_response_bytes(),
+        allowed_hosts: manifest.allowed_hosts.clone().unwrap_or_default(),
+    });
+    Ok(CompiledPlugin {
+        inner: Arc::new(Compiled {
+            runtime,
+            modules,
+            linker,
+            manifest,
+            permissions,
+            wasi: opts.wasi,
+            fuel: opts.fuel,
+        }),
+    })
+}
+
+/// Checks an `extism:host/env` import (`spec/guest-abi.md` §1).
+fn env_import(kernel: &wasmtime::Module, name: &str, ty: &ExternType) -> Result<ImportSource> {
+    if KERNEL_FUNCTIONS.contains(&name) {
+        let index = kernel
+            .get_export_index(name)
+            .ok_or_else(|| anyhow!("the kernel does not export `{name}`"))?;
+        return Ok(ImportSource::Kernel(index));
+    }
+    if HOST_FUNCTIONS.contains(&name) {
+        return Ok(ImportSource::Linker);
+    }
+    if kernel.get_export(name).is_some() {
+        bail!(
+            "Invalid import from {ENV_MODULE}: `{name}` is not a function and cannot be imported"
+        );
+    }
+    bail!(
+        "Invalid function import from {ENV_MODULE}: {name} {}. The plugin was probably built \
+         with a newer PDK than this runtime supports",
+        describe(ty)
+    )
+}
+
+/// `(i64, i32) -> i64` style text for an import's type.
+pub(crate) fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => {
+            let list = |it: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                it.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            let params = list(&mut f.params());
+            let results: Vec<String> = f.results().map(|t| t.to_string()).collect();
+            match results.len() {
+                0 => format!("({params})"),
+                1 => format!("({params}) -> {}", results[0]),
+                _ => format!("({params}) -> ({})", results.join(", ")),
+            }
+        }
+        ExternType::Memory(_) => "memory".into(),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Global(_) => "global".into(),
+        ExternType::Tag(_) => "tag".into(),
+    }
+}
+
+/// Orders modules so every module comes after those it imports from, `main` last. Imports
+/// from `main` are refused (upstream would link a second, separate instance of it), and so is
+/// any cycle, with the cycle in the message.
+fn link_order(modules: &[(String, Arc<CachedModule>)]) -> Result<Vec<usize>> {
+    let index: HashMap<&str, usize> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = modules
+        .iter()
+        .map(|(name, m)| {
+            let mut d: Vec<usize> = Vec::new();
+            for import in m.module.imports() {
+                if let Some(&j) = index.get(import.module()) {
+                    if import.module() == "main" {
+                        bail!(
+                            "module `{name}` imports `main::{}`: importing from the main module \
+                             is not supported",
+                            import.name()
+                        );
+                    }
+                    if !d.contains(&j) {
+                        d.push(j);
+                    }
+                }
+            }
+            Ok(d)
+        })
+        .collect::<Result<_>>()?;
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        deps: &[Vec<usize>],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+        modules: &[(String, Arc<CachedModule>)],
+    ) -> Result<()> {
+        match marks[i] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = stack.iter().position(|&s| s == i).unwrap_or(0);
+                let mut cycle: Vec<&str> = stack[start..]
+                    .iter()
+                    .map(|&s| modules[s].0.as_str())
+                    .collect();
+                cycle.push(modules[i].0.as_str());
+                bail!(
+                    "modules import each other in a cycle: {}",
+                    cycle.join(" -> ")
+                );
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Active;
+        stack.push(i);
+        for &d in &deps[i] {
+            visit(d, deps, marks, stack, order, modules)?;
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        order.push(i);
+        Ok(())
+    }
+
+    let main = *index
+        .get("main")
+        .ok_or_else(|| anyhow!("no module is named main"))?;
+    let mut marks = vec![Mark::New; modules.len()];
+    let mut order = Vec::with_capacity(modules.len());
+    let mut stack = Vec::new();
+    for i in (0..modules.len()).filter(|&i| i != main) {
+        visit(i, &deps, &mut marks, &mut stack, &mut order, modules)?;
+    }
+    visit(main, &deps, &mut marks, &mut stack, &mut order, modules)?;
+    Ok(order)
+}

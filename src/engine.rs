@@ -1,0 +1,123 @@
+//! The process-wide wasmtime engines and what is compiled with them.
+//!
+//! One `Engine` per distinct configuration (with or without fuel metering), created on first
+//! use and kept for the life of the process; the kernel is compiled once per engine; plugin
+//! modules are shared in-process by the SHA-256 of their bytes, so a second plugin made from
+//! the same bytes never compiles again. The cache holds modules weakly: once no compiled plugin
+//! uses a module its code is freed. This module never instantiates anything.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, Weak},
+};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+
+use crate::{kernel::KERNEL_WASM, plugin_state::PluginState};
+
+/// An engine and everything compiled for it.
+pub(crate) struct Runtime {
+    pub engine: Engine,
+    /// The kernel, pre-linked (it imports nothing), ready to instantiate into any store.
+    pub kernel: InstancePre<PluginState>,
+    modules: Mutex<HashMap<[u8; 32], Weak<CachedModule>>>,
+}
+
+/// A compiled module and the hash of the bytes it was compiled from.
+pub(crate) struct CachedModule {
+    pub module: Module,
+    pub sha256: [u8; 32],
+}
+
+impl Runtime {
+    /// The runtime for plugins with (`fuel == true`) or without fuel metering.
+    pub fn get(fuel: bool) -> Result<&'static Runtime> {
+        let cell = static_cell(fuel);
+        if let Some(rt) = cell.get() {
+            return Ok(rt);
+        }
+        let rt = Runtime::new(fuel)?;
+        Ok(cell.get_or_init(|| rt))
+    }
+
+    /// Both engines that exist so far (the epoch ticker and cancel handles advance them).
+    pub fn all() -> impl Iterator<Item = &'static Runtime> {
+        [false, true]
+            .into_iter()
+            .filter_map(|fuel| static_cell(fuel).get())
+    }
+
+    fn new(fuel: bool) -> Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .consume_fuel(fuel)
+            .wasm_multi_memory(true)
+            // Errors then carry the trap or host-function reason itself rather than a
+            // backtrace header; nothing depends on backtrace text (spec/guest-abi.md §11.3).
+            .wasm_backtrace(false)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let kernel = Module::new(&engine, KERNEL_WASM)
+            .map_err(anyhow::Error::from)
+            .context("compiling the kernel")?;
+        let kernel = Linker::new(&engine)
+            .instantiate_pre(&kernel)
+            .map_err(anyhow::Error::from)?;
+        Ok(Runtime {
+            engine,
+            kernel,
+            modules: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Compiles `bytes` (binary or text), or returns the module already compiled from
+    /// identical bytes. The key is the SHA-256 of the bytes, so distinct bytes never share code.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CachedModule>> {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(found) = self.lookup(&sha256) {
+            return Ok(found);
+        }
+        let module = if !bytes.starts_with(b"\0asm")
+            && std::str::from_utf8(bytes).is_ok_and(crate::manifest::is_wat)
+        {
+            let binary = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Module::new(&self.engine, &binary)
+        } else {
+            Module::new(&self.engine, bytes)
+        }
+        .map_err(anyhow::Error::from)?;
+        Ok(self.insert(CachedModule { module, sha256 }))
+    }
+
+    /// Registers a module obtained elsewhere (for example deserialised from a disk cache)
+    /// under the hash of the bytes it was compiled from.
+    pub fn insert(&self, cached: CachedModule) -> Arc<CachedModule> {
+        let mut map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = map.get(&cached.sha256).and_then(Weak::upgrade) {
+            return existing;
+        }
+        map.retain(|_, weak| weak.strong_count() > 0);
+        let sha256 = cached.sha256;
+        let arc = Arc::new(cached);
+        map.insert(sha256, Arc::downgrade(&arc));
+        arc
+    }
+
+    pub fn lookup(&self, sha256: &[u8; 32]) -> Option<Arc<CachedModule>> {
+        let map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(sha256).and_then(Weak::upgrade)
+    }
+}
+
+fn static_cell(fuel: bool) -> &'static OnceLock<Runtime> {
+    static PLAIN: OnceLock<Runtime> = OnceLock::new();
+    static FUEL: OnceLock<Runtime> = OnceLock::new();
+    if fuel {
+        &FUEL
+    } else {
+        &PLAIN
+    }
+}

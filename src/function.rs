@@ -1,0 +1,138 @@
+//! User host functions: what an embedder registers for plugins to import.
+//!
+//! Owns the definition (name, namespace, signature, callback, user data) and how it is put
+//! into a linker. The callback sees a [`CurrentPlugin`]; an `Err` it returns traps the call.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use wasmtime::{Engine, FuncType, Linker};
+pub use wasmtime::{Val, ValType};
+
+use crate::{current_plugin::CurrentPlugin, plugin_state::PluginState};
+
+/// The value type used for kernel memory handles.
+pub const PTR: ValType = ValType::I64;
+
+/// The namespace user functions live in unless given another.
+pub const USER_NAMESPACE: &str = "extism:host/user";
+
+/// Data shared by every invocation of a host function (and every plugin using it).
+#[derive(Debug, Default)]
+pub struct UserData<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for UserData<T> {
+    fn clone(&self) -> Self {
+        UserData(self.0.clone())
+    }
+}
+
+impl<T> UserData<T> {
+    pub fn new(value: T) -> UserData<T> {
+        UserData(Arc::new(Mutex::new(value)))
+    }
+
+    /// The shared value; lock it to use it.
+    pub fn get(&self) -> Result<Arc<Mutex<T>>> {
+        Ok(self.0.clone())
+    }
+}
+
+type Callback = dyn Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
+
+/// A host function plugins can import as `namespace::name`.
+#[derive(Clone)]
+pub struct Function {
+    name: String,
+    namespace: Option<String>,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+    callback: Arc<Callback>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace())
+            .field("params", &self.params)
+            .field("results", &self.results)
+            .finish()
+    }
+}
+
+impl Function {
+    pub fn new<T: 'static, F>(
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Function
+    where
+        F: Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val], UserData<T>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+        T: Send,
+    {
+        Function {
+            name: name.into(),
+            namespace: None,
+            params: params.into_iter().collect(),
+            results: results.into_iter().collect(),
+            callback: Arc::new(move |plugin, inputs, outputs| {
+                f(plugin, inputs, outputs, user_data.clone())
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(USER_NAMESPACE)
+    }
+
+    pub fn set_namespace(&mut self, namespace: impl Into<String>) {
+        self.namespace = Some(namespace.into());
+    }
+
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Function {
+        self.set_namespace(namespace);
+        self
+    }
+
+    pub fn params(&self) -> &[ValType] {
+        &self.params
+    }
+
+    pub fn results(&self) -> &[ValType] {
+        &self.results
+    }
+
+    pub(crate) fn add_to_linker(
+        &self,
+        linker: &mut Linker<PluginState>,
+        engine: &Engine,
+    ) -> Result<()> {
+        let ty = FuncType::new(
+            engine,
+            self.params.iter().cloned(),
+            self.results.iter().cloned(),
+        );
+        let callback = self.callback.clone();
+        linker.func_new(
+            self.namespace(),
+            &self.name,
+            ty,
+            move |caller, inputs, outputs| {
+                let mut plugin =
+                    CurrentPlugin::new(caller).map_err(wasmtime::Error::from_anyhow)?;
+                callback(&mut plugin, inputs, outputs).map_err(wasmtime::Error::from_anyhow)
+            },
+        )?;
+        Ok(())
+    }
+}

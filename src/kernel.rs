@@ -1,0 +1,184 @@
+//! The host's view of a plugin's kernel instance (`kernel/kernel.wat`, `spec/kernel.md`).
+//!
+//! Owns the typed handles to the kernel functions the host calls on every call and from host
+//! functions, and bounds-checked access to kernel memory by handle. Every read or write of
+//! kernel memory by the host goes through here, so no handle, however hostile, makes the host
+//! touch memory outside the kernel's linear memory. It knows nothing about calls or plugins.
+
+use anyhow::{anyhow, bail, Result};
+use wasmtime::{AsContext, AsContextMut, Instance, Memory, TypedFunc};
+
+/// The kernel, assembled from `kernel/kernel.wat` by `build.rs`.
+pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
+
+/// The import namespace of the kernel and the runtime's own host functions.
+pub const ENV_MODULE: &str = "extism:host/env";
+
+/// Kernel exports a guest may import (every function export of the kernel).
+pub const KERNEL_FUNCTIONS: &[&str] = &[
+    "alloc",
+    "free",
+    "length",
+    "length_unsafe",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_offset",
+    "input_load_u8",
+    "input_load_u64",
+    "input_set",
+    "output_set",
+    "output_offset",
+    "output_length",
+    "error_set",
+    "error_get",
+    "memory_bytes",
+    "reset",
+];
+
+/// A kernel instance inside one store. Cheap to copy; only valid with that store.
+#[derive(Clone)]
+pub(crate) struct Kernel {
+    pub instance: Instance,
+    pub memory: Memory,
+    alloc: TypedFunc<u64, u64>,
+    free: TypedFunc<u64, ()>,
+    length: TypedFunc<u64, u64>,
+    reset: TypedFunc<(), ()>,
+    input_set: TypedFunc<(u64, u64), ()>,
+    output_offset: TypedFunc<(), u64>,
+    output_length: TypedFunc<(), u64>,
+    error_get: TypedFunc<(), u64>,
+    error_set: TypedFunc<u64, ()>,
+}
+
+fn func<P, R>(store: &mut impl AsContextMut, i: &Instance, name: &str) -> Result<TypedFunc<P, R>>
+where
+    P: wasmtime::WasmParams,
+    R: wasmtime::WasmResults,
+{
+    i.get_typed_func(store, name)
+        .map_err(|e| anyhow!("kernel export `{name}`: {e}"))
+}
+
+impl Kernel {
+    pub fn new(mut store: impl AsContextMut, instance: Instance) -> Result<Kernel> {
+        let s = &mut store;
+        let memory = instance
+            .get_memory(&mut *s, "memory")
+            .ok_or_else(|| anyhow!("the kernel exports no memory"))?;
+        Ok(Kernel {
+            instance,
+            memory,
+            alloc: func(s, &instance, "alloc")?,
+            free: func(s, &instance, "free")?,
+            length: func(s, &instance, "length")?,
+            reset: func(s, &instance, "reset")?,
+            input_set: func(s, &instance, "input_set")?,
+            output_offset: func(s, &instance, "output_offset")?,
+            output_length: func(s, &instance, "output_length")?,
+            error_get: func(s, &instance, "error_get")?,
+            error_set: func(s, &instance, "error_set")?,
+        })
+    }
+
+    /// Allocates `n` bytes; 0 when `n == 0` or memory cannot be had.
+    pub fn alloc(&self, store: impl AsContextMut, n: u64) -> Result<u64> {
+        Ok(self.alloc.call(store, n)?)
+    }
+
+    pub fn free(&self, store: impl AsContextMut, handle: u64) -> Result<()> {
+        Ok(self.free.call(store, handle)?)
+    }
+
+    /// Length of the live block `handle`, 0 for anything else.
+    pub fn length(&self, store: impl AsContextMut, handle: u64) -> Result<u64> {
+        Ok(self.length.call(store, handle)?)
+    }
+
+    pub fn reset(&self, store: impl AsContextMut) -> Result<()> {
+        Ok(self.reset.call(store, ())?)
+    }
+
+    pub fn input_set(&self, store: impl AsContextMut, handle: u64, len: u64) -> Result<()> {
+        Ok(self.input_set.call(store, (handle, len))?)
+    }
+
+    pub fn output(&self, mut store: impl AsContextMut) -> Result<(u64, u64)> {
+        let offset = self.output_offset.call(&mut store, ())?;
+        let length = self.output_length.call(&mut store, ())?;
+        Ok((offset, length))
+    }
+
+    pub fn error_get(&self, store: impl AsContextMut) -> Result<u64> {
+        Ok(self.error_get.call(store, ())?)
+    }
+
+    pub fn error_set(&self, store: impl AsContextMut, handle: u64) -> Result<()> {
+        Ok(self.error_set.call(store, handle)?)
+    }
+
+    /// The bytes `[offset, offset + len)` of kernel memory, or an error when any part of the
+    /// range lies outside it.
+    pub fn slice<'a, T: 'static>(
+        &self,
+        store: &'a impl AsContext<Data = T>,
+        offset: u64,
+        len: u64,
+    ) -> Result<&'a [u8]> {
+        let data = self.memory.data(store);
+        let range = checked_range(data.len(), offset, len)?;
+        Ok(&data[range])
+    }
+
+    pub fn slice_mut<'a, T: 'static>(
+        &self,
+        store: &'a mut impl AsContextMut<Data = T>,
+        offset: u64,
+        len: u64,
+    ) -> Result<&'a mut [u8]> {
+        let data = self.memory.data_mut(store);
+        let range = checked_range(data.len(), offset, len)?;
+        Ok(&mut data[range])
+    }
+
+    /// The whole block `handle`, or `None` when `handle` is not a live block (`0` included).
+    pub fn block<'a, T: 'static>(
+        &self,
+        store: &'a mut impl AsContextMut<Data = T>,
+        handle: u64,
+    ) -> Result<Option<&'a [u8]>> {
+        if handle == 0 {
+            return Ok(None);
+        }
+        let len = self.length(&mut *store, handle)?;
+        if len == 0 {
+            return Ok(None);
+        }
+        self.slice(store, handle, len).map(Some)
+    }
+
+    /// Allocates a block holding `bytes` and returns its handle (0 for empty `bytes`).
+    pub fn write_new(&self, mut store: impl AsContextMut, bytes: &[u8]) -> Result<u64> {
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        let handle = self.alloc(&mut store, bytes.len() as u64)?;
+        if handle == 0 {
+            bail!("failed to allocate {} bytes of Extism memory", bytes.len());
+        }
+        self.slice_mut(&mut store, handle, bytes.len() as u64)?
+            .copy_from_slice(bytes);
+        Ok(handle)
+    }
+}
+
+fn checked_range(mem_len: usize, offset: u64, len: u64) -> Result<std::ops::Range<usize>> {
+    let end = offset.checked_add(len);
+    match end {
+        Some(end) if end <= mem_len as u64 => Ok(offset as usize..end as usize),
+        _ => bail!("memory range {offset}+{len} is outside Extism memory ({mem_len} bytes)"),
+    }
+}

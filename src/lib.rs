@@ -1,0 +1,49 @@
+//! extism-run: a WebAssembly plugin runtime compatible with Extism.
+//!
+//! The Rust API mirrors upstream's `extism` crate: build a [`Plugin`] from wasm bytes or a
+//! [`Manifest`] (directly, through [`PluginBuilder`], or from a [`CompiledPlugin`]), give it
+//! host [`Function`]s, and [`Plugin::call`] its exports.
+//!
+//! ```no_run
+//! use extism::{Manifest, Plugin, Wasm};
+//! let manifest = Manifest::new([Wasm::file("count_vowels.wasm")]);
+//! let mut plugin = Plugin::new(&manifest, [], false)?;
+//! let out: String = plugin.call("count_vowels", "Hello, world!")?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
+//! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
+
+mod builder;
+mod cancel;
+mod compiled;
+mod convert;
+mod current_plugin;
+mod engine;
+mod function;
+mod host;
+mod http;
+pub mod kernel;
+mod limits;
+pub mod logging;
+pub mod manifest;
+mod plugin;
+mod plugin_state;
+mod timer;
+pub mod wasi;
+
+pub use anyhow::Error;
+pub use builder::{PluginBuilder, WasmInput};
+pub use cancel::{CancelHandle, Interrupted};
+pub use compiled::CompiledPlugin;
+pub use convert::{FromBytes, FromBytesOwned, Json, ToBytes};
+pub use current_plugin::{CurrentPlugin, MemoryHandle};
+pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
+pub use limits::OutOfMemory;
+pub use manifest::{Manifest, MemoryOptions, Wasm, WasmMetadata};
+pub use plugin::Plugin;
+pub use uuid::Uuid;
+
+/// This library's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,582 @@
+//! A plugin instance: one store, its kernel and module instances, and the call lifecycle.
+//!
+//! Owns the steps of a call (`spec/guest-abi.md` §12): refill fuel, rebuild after `_start`,
+//! instantiate and initialise the main module on first use, attach the host context, reset the
+//! kernel and write the input, invoke the export under the plugin's deadline and cancel flag,
+//! then classify the outcome into a return code and error (§11.3). Every failure path leaves
+//! the plugin usable for the next call.
+
+use std::{any::Any, collections::HashMap, sync::Arc, time::Instant};
+
+use anyhow::{anyhow, Result};
+use wasmtime::{Extern, Instance, Store, TypedFunc};
+
+use crate::{
+    cancel::{self, CancelHandle, InterruptState, Interrupted},
+    compiled::{Compiled, CompiledPlugin, ImportSource},
+    convert::{FromBytes, ToBytes},
+    kernel::Kernel,
+    limits::{MemoryBudget, OutOfMemory},
+    plugin_state::PluginState,
+    timer::Deadline,
+};
+
+/// A callable export of the main module.
+#[derive(Clone)]
+enum Export {
+    Unit(TypedFunc<(), ()>),
+    Code(TypedFunc<(), i32>),
+}
+
+/// A loaded plugin, ready to call.
+pub struct Plugin {
+    compiled: Arc<Compiled>,
+    store: Store<PluginState>,
+    kernel: Kernel,
+    /// Instances of the non-main modules, by position in `compiled.modules`.
+    instances: Vec<Option<Instance>>,
+    /// The main module's imports, resolved and type-checked when the store is set up.
+    main_imports: Vec<Extern>,
+    /// The main module's instance, created on the first call.
+    main: Option<Instance>,
+    exports: HashMap<String, Export>,
+    /// Set after a call of `_start`: the next call starts from a fresh store.
+    rebuild: bool,
+    output: (u64, u64),
+    cancel: CancelHandle,
+    id: uuid::Uuid,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("id", &self.id).finish()
+    }
+}
+
+/// State carried over when the store is rebuilt after `_start`.
+struct Carried {
+    id: uuid::Uuid,
+    config: std::collections::BTreeMap<String, String>,
+    headers_enabled: bool,
+}
+
+impl Plugin {
+    /// Creates a plugin from wasm bytes, text or a manifest, with host functions and WASI on
+    /// or off.
+    pub fn new<'a>(
+        wasm: impl Into<crate::WasmInput<'a>>,
+        functions: impl IntoIterator<Item = crate::Function>,
+        with_wasi: bool,
+    ) -> Result<Plugin> {
+        crate::PluginBuilder::new(wasm)
+            .with_functions(functions)
+            .with_wasi(with_wasi)
+            .build()
+    }
+
+    /// Creates a new instance of a compiled plugin: fresh id, kernel, vars, WASI context and a
+    /// copy of the manifest's config.
+    pub fn new_from_compiled(compiled: &CompiledPlugin) -> Result<Plugin> {
+        let compiled = compiled.inner.clone();
+        let interrupt = InterruptState::new(compiled.runtime.engine.clone());
+        let carried = Carried {
+            id: uuid::Uuid::new_v4(),
+            config: compiled.manifest.config.clone(),
+            headers_enabled: false,
+        };
+        let Setup {
+            store,
+            kernel,
+            instances,
+            main_imports,
+        } = setup(&compiled, carried, interrupt.clone())?;
+        let id = store.data().id;
+        Ok(Plugin {
+            compiled,
+            store,
+            kernel,
+            instances,
+            main_imports,
+            main: None,
+            exports: HashMap::new(),
+            rebuild: false,
+            output: (0, 0),
+            cancel: CancelHandle { state: interrupt },
+            id,
+        })
+    }
+
+    /// The plugin's id (a random UUID v4, fixed for its life).
+    pub fn id(&self) -> uuid::Uuid {
+        self.id
+    }
+
+    /// A handle that cancels this plugin's running call from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// True when the main module exports `name` as `() -> ()` or `() -> i32`.
+    pub fn function_exists(&self, name: impl AsRef<str>) -> bool {
+        CompiledPlugin {
+            inner: self.compiled.clone(),
+        }
+        .function_exists(name.as_ref())
+    }
+
+    /// The configuration the guest reads with `config_get`.
+    pub fn config(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.store.data().config
+    }
+
+    /// Changes the configuration for later calls (kept across resets and `_start` rebuilds).
+    pub fn config_mut(&mut self) -> &mut std::collections::BTreeMap<String, String> {
+        &mut self.store.data_mut().config
+    }
+
+    /// Makes `http_headers` return the latest response's headers (off by default).
+    pub fn allow_http_response_headers(&mut self) {
+        self.store.data_mut().http.headers_enabled = true;
+    }
+
+    /// Calls `name` with `input` and converts the output. A non-zero return code without an
+    /// error message is reported as `Returned non-zero exit code: N`.
+    pub fn call<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
+        &'b mut self,
+        name: impl AsRef<str>,
+        input: T,
+    ) -> Result<U> {
+        self.call_get_error_code(name, input).map_err(|(e, _)| e)
+    }
+
+    /// Like [`Plugin::call`], but the error comes with the call's return code.
+    pub fn call_get_error_code<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
+        &'b mut self,
+        name: impl AsRef<str>,
+        input: T,
+    ) -> Result<U, (anyhow::Error, i32)> {
+        let input = input.to_bytes().map_err(|e| (e, -1))?;
+        let rc = self.raw_call(name.as_ref(), input.as_ref(), None);
+        self.finish(rc)
+    }
+
+    /// Like [`Plugin::call`], with a value that host functions of this call can read through
+    /// [`crate::CurrentPlugin::host_context`]. The guest never sees it.
+    pub fn call_with_host_context<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>, C: Any + Send>(
+        &'b mut self,
+        name: impl AsRef<str>,
+        input: T,
+        host_context: C,
+    ) -> Result<U> {
+        let input = input.to_bytes()?;
+        let rc = self.raw_call(name.as_ref(), input.as_ref(), Some(Box::new(host_context)));
+        self.finish(rc).map_err(|(e, _)| e)
+    }
+
+    fn finish<'b, U: FromBytes<'b>>(
+        &'b mut self,
+        rc: Result<i32, (anyhow::Error, i32)>,
+    ) -> Result<U, (anyhow::Error, i32)> {
+        match rc {
+            Ok(0) => U::from_bytes(self.output()).map_err(|e| (e, -1)),
+            Ok(rc) => Err((anyhow!("Returned non-zero exit code: {rc}"), rc)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The output of the latest call: valid until the next call or reset. After a failed call
+    /// it holds whatever the guest declared before failing.
+    pub fn output(&self) -> &[u8] {
+        let (offset, len) = self.output;
+        self.kernel
+            .slice(&self.store, offset, len)
+            .unwrap_or_default()
+    }
+
+    /// Address of the output bytes (the C API hands this out).
+    pub fn output_ptr(&self) -> *const u8 {
+        let base = self.kernel.memory.data_ptr(&self.store);
+        let (offset, len) = self.output;
+        let in_bounds = offset
+            .checked_add(len)
+            .is_some_and(|end| end as usize <= self.kernel.memory.data_size(&self.store));
+        if in_bounds {
+            base.wrapping_add(offset as usize)
+        } else {
+            base
+        }
+    }
+
+    /// Releases every kernel block and forgets input, output and error. Vars, config and the
+    /// module instances are kept.
+    pub fn reset(&mut self) -> Result<()> {
+        self.output = (0, 0);
+        self.refuel_for_host()?;
+        self.kernel.reset(&mut self.store)
+    }
+
+    /// Runs one call and returns the return code, or the error with its return code
+    /// (`spec/guest-abi.md` §11.3). `host_context` is visible to host functions only.
+    pub fn raw_call(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<i32, (anyhow::Error, i32)> {
+        self.output = (0, 0);
+        let result = self.run(name, input, host_context);
+        self.store.data_mut().host_context = None;
+        self.store.data_mut().deadline = None;
+        self.cancel.state.end();
+        if name == "_start" {
+            self.rebuild = true;
+        }
+        result
+    }
+
+    fn run(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<i32, (anyhow::Error, i32)> {
+        if let Some(fuel) = self.compiled.fuel {
+            self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
+        }
+        if self.rebuild {
+            self.rebuild_store().map_err(|e| (e, -1))?;
+        }
+        if self.main.is_none() {
+            let _deadline = self.arm();
+            self.instantiate_main().map_err(|e| (init_error(e), -1))?;
+            self.cancel.state.end();
+        }
+        self.store.data_mut().host_context = host_context;
+        self.kernel.reset(&mut self.store).map_err(|e| (e, -1))?;
+        self.write_input(input).map_err(|e| (e, -1))?;
+        let export = self.export(name).map_err(|e| (e, -1))?;
+
+        let deadline = self.arm();
+        let result = match export {
+            Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
+            Export::Code(f) => f.call(&mut self.store, ()),
+        };
+        self.cancel.state.end();
+        drop(deadline);
+        self.conclude(result)
+    }
+
+    /// Starts the plugin's deadline and makes cancels effective; the returned registration
+    /// keeps the ticker watching the deadline until dropped.
+    fn arm(&mut self) -> Option<Deadline> {
+        let timeout = self.compiled.manifest.timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.store.data_mut().deadline = deadline;
+        self.cancel.state.begin();
+        self.store.set_epoch_deadline(1);
+        self.cancel.state.rearm();
+        deadline.map(Deadline::register)
+    }
+
+    fn write_input(&mut self, input: &[u8]) -> Result<()> {
+        if input.is_empty() {
+            return Ok(());
+        }
+        let handle = self
+            .kernel
+            .write_new(&mut self.store, input)
+            .map_err(|e| e.context("failed to allocate extism memory"))?;
+        self.kernel
+            .input_set(&mut self.store, handle, input.len() as u64)
+    }
+
+    fn export(&mut self, name: &str) -> Result<Export> {
+        if let Some(e) = self.exports.get(name) {
+            return Ok(e.clone());
+        }
+        let main = self
+            .main
+            .ok_or_else(|| anyhow!("the main module is not instantiated"))?;
+        let Some(func) = main.get_func(&mut self.store, name) else {
+            return Err(anyhow!("Function not found: {name}"));
+        };
+        let ty = func.ty(&self.store);
+        if ty.params().len() != 0 {
+            return Err(anyhow!(
+                "Function {name} takes {} parameters, expected none",
+                ty.params().len()
+            ));
+        }
+        let export = match ty.results().len() {
+            0 => Export::Unit(func.typed(&self.store)?),
+            1 => match ty.results().next() {
+                Some(wasmtime::ValType::I32) => Export::Code(func.typed(&self.store)?),
+                Some(other) => {
+                    return Err(anyhow!(
+                        "Function {name} returns {other}, expected i32 or nothing"
+                    ))
+                }
+                None => unreachable!("one result was counted"),
+            },
+            n => return Err(anyhow!("Function {name} has {n} results, expected 0 or 1")),
+        };
+        self.exports.insert(name.to_string(), export.clone());
+        Ok(export)
+    }
+
+    /// Reads output and error and turns the export's result into a return code.
+    fn conclude(&mut self, result: wasmtime::Result<i32>) -> Result<i32, (anyhow::Error, i32)> {
+        // Reading results runs kernel code; it must not be refused for want of fuel.
+        self.refuel_for_host().map_err(|e| (e, -1))?;
+        if let Ok(output) = self.kernel.output(&mut self.store) {
+            self.output = output;
+        }
+        let guest_error = self.guest_error();
+        let err = match result {
+            Ok(rc) => {
+                return match guest_error {
+                    Some(msg) => Err((anyhow!(msg), rc)),
+                    None => Ok(rc),
+                }
+            }
+            Err(e) => anyhow::Error::from(e),
+        };
+        if let Some(why) = find::<Interrupted>(&err) {
+            return Err((anyhow::Error::new(*why), 134));
+        }
+        if let Some(exit) = find::<wasmtime_wasi::I32Exit>(&err) {
+            let code = exit.0;
+            return match (code, guest_error) {
+                (0, None) => Ok(0),
+                (0, Some(msg)) => Err((anyhow!(msg), -1)),
+                (_, Some(msg)) => Err((anyhow!(msg), code)),
+                (_, None) => Err((anyhow!("Exited with i32 exit status {code}"), code)),
+            };
+        }
+        if let Some(msg) = guest_error {
+            return Err((anyhow!(msg), -1));
+        }
+        if let Some(wasmtime::Trap::OutOfFuel) = find::<wasmtime::Trap>(&err) {
+            return Err((anyhow!("plugin ran out of fuel"), -1));
+        }
+        if find::<OutOfMemory>(&err).is_some() {
+            return Err((anyhow::Error::new(OutOfMemory), -1));
+        }
+        if let Some(trap) = find::<wasmtime::Trap>(&err) {
+            return Err((anyhow!("{trap}"), 134));
+        }
+        Err((err, -1))
+    }
+
+    /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
+    /// the slot holds something that is not a live block (upstream's behaviour).
+    fn guest_error(&mut self) -> Option<String> {
+        let handle = self.kernel.error_get(&mut self.store).ok()?;
+        if handle == 0 {
+            return None;
+        }
+        let bytes = self
+            .kernel
+            .block(&mut self.store, handle)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    fn refuel_for_host(&mut self) -> Result<()> {
+        if self.compiled.fuel.is_some() {
+            self.store.set_fuel(u64::MAX)?;
+        }
+        Ok(())
+    }
+
+    /// Instantiates the main module under the memory budget and runs its language runtime
+    /// initialiser once (`spec/guest-abi.md` §12.3).
+    fn instantiate_main(&mut self) -> Result<()> {
+        let module = &self.compiled.main().module.module;
+        self.store.data_mut().memory.arm();
+        let instance = Instance::new(&mut self.store, module, &self.main_imports)?;
+        self.store.data_mut().memory.refill();
+        self.main = Some(instance);
+        initialise(&mut self.store, &instance)
+    }
+
+    /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
+    fn rebuild_store(&mut self) -> Result<()> {
+        let data = self.store.data();
+        let carried = Carried {
+            id: data.id,
+            config: data.config.clone(),
+            headers_enabled: data.http.headers_enabled,
+        };
+        let setup = setup(&self.compiled, carried, self.cancel.state.clone())?;
+        self.store = setup.store;
+        self.kernel = setup.kernel;
+        self.instances = setup.instances;
+        self.main_imports = setup.main_imports;
+        self.main = None;
+        self.exports.clear();
+        self.rebuild = false;
+        if let Some(fuel) = self.compiled.fuel {
+            self.store.set_fuel(fuel)?;
+        }
+        Ok(())
+    }
+}
+
+fn init_error(e: anyhow::Error) -> anyhow::Error {
+    if find::<Interrupted>(&e).is_some() || find::<OutOfMemory>(&e).is_some() {
+        return e;
+    }
+    e.context("plugin initialisation failed")
+}
+
+/// Finds an error of type `E` anywhere in the chain, including inside wasmtime errors.
+fn find<E: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> Option<&E> {
+    err.downcast_ref::<E>()
+        .or_else(|| err.chain().find_map(|cause| cause.downcast_ref::<E>()))
+}
+
+/// A store ready for its first call.
+struct Setup {
+    store: Store<PluginState>,
+    kernel: Kernel,
+    instances: Vec<Option<Instance>>,
+    main_imports: Vec<Extern>,
+}
+
+/// A new store with its kernel, the non-main module instances and the main module's imports
+/// resolved, so that a missing or mistyped import fails plugin creation, not the first call.
+fn setup(
+    compiled: &Arc<Compiled>,
+    carried: Carried,
+    interrupt: Arc<InterruptState>,
+) -> Result<Setup> {
+    let wasi = if compiled.wasi {
+        Some(crate::wasi::build(
+            compiled.manifest.allowed_paths.as_ref(),
+        )?)
+    } else {
+        None
+    };
+    let state = PluginState::new(
+        carried.id,
+        carried.config,
+        compiled.permissions.clone(),
+        carried.headers_enabled,
+        wasi,
+        MemoryBudget::new(compiled.manifest.memory.max_pages),
+        interrupt.clone(),
+    );
+    let mut store = Store::new(&compiled.runtime.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.epoch_deadline_callback(cancel::on_epoch);
+    store.set_epoch_deadline(1);
+    if compiled.fuel.is_some() {
+        // Setting up the kernel and support modules is not the guest's budget.
+        store.set_fuel(u64::MAX)?;
+    }
+    let kernel_instance = compiled.runtime.kernel.instantiate(&mut store)?;
+    let kernel = Kernel::new(&mut store, kernel_instance)?;
+    store.data_mut().set_kernel(kernel.clone());
+
+    let mut instances: Vec<Option<Instance>> = vec![None; compiled.modules.len()];
+    let support = &compiled.modules[..compiled.modules.len() - 1];
+    if !support.is_empty() {
+        let timeout = compiled.manifest.timeout();
+        store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
+        let _registration = store.data().deadline.map(Deadline::register);
+        interrupt.begin();
+        let result = (|| -> Result<()> {
+            for (i, m) in support.iter().enumerate() {
+                let imports = resolve_imports(compiled, &mut store, &kernel, &instances, m)?;
+                let instance = Instance::new(&mut store, &m.module.module, &imports)?;
+                instances[i] = Some(instance);
+                // Reactors are initialised once, as wasmtime's linker does for them.
+                if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+                    init.call(&mut store, ())?;
+                }
+            }
+            Ok(())
+        })();
+        interrupt.end();
+        store.data_mut().deadline = None;
+        result?;
+    }
+    let main = compiled.main();
+    let main_imports = resolve_imports(compiled, &mut store, &kernel, &instances, main)?;
+    for (import, ext) in main.module.module.imports().zip(&main_imports) {
+        if let (wasmtime::ExternType::Func(want), Extern::Func(f)) = (import.ty(), ext) {
+            let found = f.ty(&store);
+            if !found.matches(&want) {
+                anyhow::bail!(
+                    "incompatible import type for `{}::{}`: the module expects {}, the host provides {}",
+                    import.module(),
+                    import.name(),
+                    crate::compiled::describe(&want.into()),
+                    crate::compiled::describe(&found.into()),
+                );
+            }
+        }
+    }
+    Ok(Setup {
+        store,
+        kernel,
+        instances,
+        main_imports,
+    })
+}
+
+/// The externs satisfying `module`'s imports, in import order.
+fn resolve_imports(
+    compiled: &Compiled,
+    store: &mut Store<PluginState>,
+    kernel: &Kernel,
+    instances: &[Option<Instance>],
+    module: &crate::compiled::LinkedModule,
+) -> Result<Vec<Extern>> {
+    let mut externs = Vec::with_capacity(module.imports.len());
+    for (import, source) in module.module.module.imports().zip(&module.imports) {
+        let missing = || {
+            anyhow!(
+                "unknown import: `{}::{}` has not been defined",
+                import.module(),
+                import.name()
+            )
+        };
+        let ext = match source {
+            ImportSource::Kernel(index) => kernel.instance.get_module_export(&mut *store, index),
+            ImportSource::Linker => compiled
+                .linker
+                .get(&mut *store, import.module(), import.name())
+                .ok(),
+            ImportSource::Module(pos) => instances[*pos]
+                .as_ref()
+                .and_then(|i| i.get_export(&mut *store, import.name())),
+        };
+        externs.push(ext.ok_or_else(missing)?);
+    }
+    Ok(externs)
+}
+
+/// Runs the language runtime initialiser, once per instance (`spec/guest-abi.md` §12.3).
+fn initialise(store: &mut Store<PluginState>, instance: &Instance) -> Result<()> {
+    let unit = |store: &mut Store<PluginState>, name: &str| {
+        instance.get_typed_func::<(), ()>(store, name).ok()
+    };
+    if let Some(hs_init) = instance
+        .get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init")
+        .ok()
+    {
+        if let Some(init) = unit(store, "_initialize") {
+            init.call(&mut *store, ())?;
+        }
+        hs_init.call(&mut *store, (0, 0))?;
+    } else if let Some(ctors) = unit(store, "__wasm_call_ctors") {
+        ctors.call(&mut *store, ())?;
+    } else if let Some(init) = unit(store, "_initialize") {
+        init.call(&mut *store, ())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! What a plugin's wasmtime `Store` carries: the per-instance state host functions work on.
+//!
+//! Owns the data only (config, vars, HTTP results, WASI context, host context, limits, the
+//! kernel handles). Behaviour lives with the code that uses it: `host/` for guest-visible
+//! functions, `plugin.rs` for the call lifecycle.
+
+use std::{any::Any, collections::BTreeMap, sync::Arc, time::Instant};
+
+use anyhow::{anyhow, Result};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget};
+
+/// Limits and permissions fixed by the manifest, shared by every instance of a compiled plugin.
+#[derive(Debug, Clone)]
+pub(crate) struct Permissions {
+    pub max_var_bytes: u64,
+    pub max_http_response_bytes: u64,
+    /// Empty means every HTTP request is refused.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Results of the guest's latest HTTP request.
+#[derive(Debug, Default)]
+pub(crate) struct HttpState {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// Set by the host (C: `extism_plugin_allow_http_response_headers`); kept across rebuilds.
+    pub headers_enabled: bool,
+}
+
+pub(crate) struct PluginState {
+    pub id: uuid::Uuid,
+    /// `id` formatted once, for log events.
+    pub id_text: Arc<str>,
+    kernel: Option<Kernel>,
+    pub config: BTreeMap<String, String>,
+    pub vars: BTreeMap<String, Vec<u8>>,
+    pub permissions: Arc<Permissions>,
+    pub http: HttpState,
+    pub wasi: Option<WasiP1Ctx>,
+    /// The value passed with the current call, if any; never visible to the guest.
+    pub host_context: Option<Box<dyn Any + Send>>,
+    pub memory: MemoryBudget,
+    pub interrupt: Arc<InterruptState>,
+    /// When the running call must stop (`timeout_ms`).
+    pub deadline: Option<Instant>,
+}
+
+impl PluginState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: uuid::Uuid,
+        config: BTreeMap<String, String>,
+        permissions: Arc<Permissions>,
+        headers_enabled: bool,
+        wasi: Option<WasiP1Ctx>,
+        memory: MemoryBudget,
+        interrupt: Arc<InterruptState>,
+    ) -> PluginState {
+        PluginState {
+            id,
+            id_text: id.to_string().into(),
+            kernel: None,
+            config,
+            vars: BTreeMap::new(),
+            permissions,
+            http: HttpState {
+                headers_enabled,
+                ..HttpState::default()
+            },
+            wasi,
+            host_context: None,
+            memory,
+            interrupt,
+            deadline: None,
+        }
+    }
+
+    /// The kernel of this store. Present from the moment the store is set up.
+    pub fn kernel(&self) -> Result<Kernel> {
+        self.kernel
+            .clone()
+            .ok_or_else(|| anyhow!("the plugin's kernel is not instantiated"))
+    }
+
+    pub fn set_kernel(&mut self, kernel: Kernel) {
+        self.kernel = Some(kernel);
+    }
+
+    pub fn wasi(&mut self) -> &mut WasiP1Ctx {
+        self.wasi
+            .as_mut()
+            .expect("WASI functions are only linked when a WASI context exists")
+    }
+}

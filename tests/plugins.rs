@@ -1,0 +1,350 @@
+//! The Rust PDK plugins of testdata/rust through the public Rust API: outputs must be what
+//! upstream Extism gives for the same plugins.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::pdk;
+use extism::{CurrentPlugin, Function, Manifest, Plugin, PluginBuilder, UserData, Val, Wasm, PTR};
+
+fn plugin(name: &str) -> Plugin {
+    Plugin::new(pdk(name), [], false).unwrap()
+}
+
+#[test]
+fn count_vowels_keeps_a_running_total_in_vars() {
+    let mut p = plugin("count_vowels");
+    let out: String = p.call("count_vowels", "Hello, World!").unwrap();
+    assert_eq!(out, r#"{"count":3,"total":3,"vowels":"aeiouAEIOU"}"#);
+    let out: String = p.call("count_vowels", "Hello, World!").unwrap();
+    assert_eq!(out, r#"{"count":3,"total":6,"vowels":"aeiouAEIOU"}"#);
+    // vars are per instance
+    let mut other = plugin("count_vowels");
+    let out: String = other.call("count_vowels", "aaa").unwrap();
+    assert_eq!(out, r#"{"count":3,"total":3,"vowels":"aeiouAEIOU"}"#);
+}
+
+#[test]
+fn count_vowels_reads_config_and_config_can_change_between_calls() {
+    let manifest = Manifest::new([Wasm::data(pdk("count_vowels"))]).with_config_key("vowels", "lo");
+    let mut p = Plugin::new(&manifest, [], false).unwrap();
+    let out: String = p.call("count_vowels_no_vars", "Hello, World!").unwrap();
+    assert_eq!(out, r#"{"count":5,"total":5,"vowels":"lo"}"#);
+    p.config_mut().insert("vowels".into(), "o".into());
+    let out: String = p.call("count_vowels_no_vars", "Hello, World!").unwrap();
+    assert_eq!(out, r#"{"count":2,"total":2,"vowels":"o"}"#);
+    p.config_mut().remove("vowels");
+    let out: String = p.call("count_vowels_no_vars", "Hello, World!").unwrap();
+    assert_eq!(out, r#"{"count":3,"total":3,"vowels":"aeiouAEIOU"}"#);
+}
+
+#[test]
+fn vars_disabled_traps_var_set_but_not_the_plugin() {
+    let manifest = Manifest::new([Wasm::data(pdk("count_vowels"))]).with_var_max(0);
+    let mut p = Plugin::new(&manifest, [], false).unwrap();
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("count_vowels", "aaa")
+        .unwrap_err();
+    assert_eq!(rc, -1);
+    assert!(
+        format!("{err:#}").contains("Vars are disabled by this host"),
+        "{err:#}"
+    );
+    let out: String = p.call("count_vowels_no_vars", "aaa").unwrap();
+    assert_eq!(out, r#"{"count":3,"total":3,"vowels":"aeiouAEIOU"}"#);
+}
+
+#[test]
+fn var_store_is_bounded_by_max_var_bytes() {
+    // upstream's accounting counts the replaced value too: "k"="small" then "k"="again"
+    // needs 2 * (1 + 5 + 48) = 108 bytes
+    let manifest = Manifest::new([Wasm::data(pdk("faults"))]).with_var_max(120);
+    let mut p = Plugin::new(&manifest, [], false).unwrap();
+    let out: String = p.call("var_roundtrip", "small").unwrap();
+    assert_eq!(out, "small");
+    let big = "x".repeat(60);
+    let err = p
+        .call::<_, String>("var_roundtrip", big.as_str())
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("Variable store is full"),
+        "{err:#}"
+    );
+    // the old value is still there and the plugin still works
+    let out: String = p.call("var_roundtrip", "again").unwrap();
+    assert_eq!(out, "again");
+    let out: String = p.call("var_roundtrip", "").unwrap();
+    assert_eq!(out, "<none>");
+}
+
+#[test]
+fn echo_returns_input_of_any_size() {
+    let mut p = plugin("echo");
+    for len in [0usize, 1, 7, 8, 9, 1283, 65536, 1 << 20, 3 << 20] {
+        let input: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let out: Vec<u8> = p.call("echo", &input).unwrap();
+        assert_eq!(out, input, "len {len}");
+        let n: String = p.call("length", &input).unwrap();
+        assert_eq!(n, len.to_string());
+        let out: Vec<u8> = p.call("consume", &input).unwrap();
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn alloc_bench_runs_in_the_kernel() {
+    let mut p = plugin("echo");
+    let out: String = p.call("alloc_bench", "").unwrap();
+    assert_eq!(out, "10000");
+}
+
+fn reflect() -> Function {
+    Function::new(
+        "host_reflect",
+        [PTR],
+        [PTR],
+        UserData::new(0u64),
+        |plugin, inputs, outputs, calls| {
+            *calls.get()?.lock().unwrap() += 1;
+            let input: Vec<u8> = plugin.memory_get_val(&inputs[0])?;
+            plugin.memory_set_val(&mut outputs[0], input)
+        },
+    )
+}
+
+fn context_fn() -> Function {
+    Function::new(
+        "host_context",
+        [],
+        [PTR],
+        UserData::new(()),
+        |plugin: &mut CurrentPlugin, _, outputs, _| {
+            let text = match plugin.host_context::<String>() {
+                Ok(s) => s.clone(),
+                Err(_) => "no context".to_string(),
+            };
+            plugin.memory_set_val(&mut outputs[0], text)
+        },
+    )
+}
+
+#[test]
+fn host_function_round_trip_with_user_data() {
+    let calls = UserData::new(0u64);
+    let seen = calls.clone();
+    let f = Function::new(
+        "host_reflect",
+        [PTR],
+        [PTR],
+        calls,
+        |plugin, inputs, outputs, calls| {
+            *calls.get()?.lock().unwrap() += 1;
+            let input: Vec<u8> = plugin.memory_get_val(&inputs[0])?;
+            plugin.memory_set_val(&mut outputs[0], input)
+        },
+    );
+    let mut p = Plugin::new(pdk("host_fns"), [f, context_fn()], false).unwrap();
+    for input in ["", "hi", &"z".repeat(100_000)] {
+        let out: String = p.call("roundtrip", input).unwrap();
+        assert_eq!(out, input);
+    }
+    assert_eq!(*seen.get().unwrap().lock().unwrap(), 3);
+}
+
+#[test]
+fn host_context_is_seen_by_host_functions_of_that_call_only() {
+    let mut p = Plugin::new(pdk("host_fns"), [reflect(), context_fn()], false).unwrap();
+    let out: String = p
+        .call_with_host_context("read_context", "", "ctx-1".to_string())
+        .unwrap();
+    assert_eq!(out, "ctx-1");
+    let out: String = p.call("read_context", "").unwrap();
+    assert_eq!(out, "no context");
+    let out: String = p
+        .call_with_host_context("read_context", "", "ctx-2".to_string())
+        .unwrap();
+    assert_eq!(out, "ctx-2");
+}
+
+#[test]
+fn a_failing_host_function_traps_the_call() {
+    let f = Function::new(
+        "host_reflect",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |_, _, _, _| anyhow::bail!("host says no"),
+    );
+    let mut p = Plugin::new(pdk("host_fns"), [f, context_fn()], false).unwrap();
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("roundtrip", "x")
+        .unwrap_err();
+    assert_eq!(rc, -1);
+    assert!(format!("{err:#}").contains("host says no"), "{err:#}");
+    // usable afterwards
+    let out: String = p.call("read_context", "").unwrap();
+    assert_eq!(out, "no context");
+}
+
+#[test]
+fn missing_host_function_fails_creation_naming_it() {
+    let err = Plugin::new(pdk("host_fns"), [reflect()], false).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("extism:host/user::host_context"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn guest_errors_traps_and_return_codes() {
+    let mut p = plugin("faults");
+    let (err, rc) = p.call_get_error_code::<_, &[u8]>("fail", "").unwrap_err();
+    assert_eq!((err.to_string().as_str(), rc), ("this call failed", -1));
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("ok_after_error", "")
+        .unwrap_err();
+    assert_eq!(
+        (err.to_string().as_str(), rc),
+        ("error with return code 0", 0)
+    );
+    let (err, rc) = p.call_get_error_code::<_, &[u8]>("trap", "").unwrap_err();
+    assert_eq!(rc, 134);
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    // the instance survives all of that
+    let a: String = p.call("count_calls", "").unwrap();
+    let b: String = p.call("count_calls", "").unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("1", "2"));
+}
+
+#[test]
+fn missing_export() {
+    let mut p = plugin("faults");
+    let (err, rc) = p.call_get_error_code::<_, &[u8]>("nope", "").unwrap_err();
+    assert_eq!(
+        (err.to_string().as_str(), rc),
+        ("Function not found: nope", -1)
+    );
+    assert!(p.function_exists("fail"));
+    assert!(!p.function_exists("nope"));
+    assert!(!p.function_exists("memory"));
+}
+
+#[test]
+fn wasi_plugin_runs_with_wasi_and_exit_codes_pass_through() {
+    let err = Plugin::new(pdk("wasi_stdout"), [], false).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("wasi_snapshot_preview1::"),
+        "{err:#}"
+    );
+    let mut p = Plugin::new(pdk("wasi_stdout"), [], true).unwrap();
+    let out: String = p.call("hello", "").unwrap();
+    assert_eq!(out, "done");
+    assert_eq!(
+        p.call_get_error_code::<_, &[u8]>("exit_code", "0")
+            .map(|_| ())
+            .map_err(|e| e.1),
+        Ok(())
+    );
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("exit_code", "7")
+        .unwrap_err();
+    assert_eq!(rc, 7);
+    assert!(err.to_string().contains("7"), "{err}");
+    let out: String = p.call("hello", "").unwrap();
+    assert_eq!(out, "done");
+}
+
+#[test]
+fn logging_reaches_tracing_with_level_filter() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+    struct W(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for W {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(move || W(sink.clone()))
+                .with_ansi(false),
+        )
+        .with(tracing_subscriber::filter::LevelFilter::WARN);
+    let mut p = plugin("logging");
+    let id = p.id().to_string();
+    tracing::subscriber::with_default(subscriber, || {
+        let out: String = p.call("log_all", "").unwrap();
+        assert_eq!(out, "ok");
+    });
+    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("warn message") && text.contains("error message"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("info message") && !text.contains("debug message"),
+        "{text}"
+    );
+    assert!(text.contains(&id), "{text}");
+    // no subscriber: logging is off and the plugin still runs
+    let out: String = p.call("log_all", "").unwrap();
+    assert_eq!(out, "ok");
+}
+
+#[test]
+fn compiled_plugin_instances_are_independent() {
+    let compiled = PluginBuilder::new(pdk("count_vowels")).compile().unwrap();
+    let mut a = Plugin::new_from_compiled(&compiled).unwrap();
+    let mut b = Plugin::new_from_compiled(&compiled).unwrap();
+    assert_ne!(a.id(), b.id());
+    let _: String = a.call("count_vowels", "aaaa").unwrap();
+    let out: String = b.call("count_vowels", "a").unwrap();
+    assert_eq!(out, r#"{"count":1,"total":1,"vowels":"aeiouAEIOU"}"#);
+}
+
+#[test]
+fn compiled_plugin_is_shared_across_threads() {
+    let compiled = PluginBuilder::new(pdk("count_vowels")).compile().unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let c = compiled.clone();
+            std::thread::spawn(move || {
+                let mut p = Plugin::new_from_compiled(&c).unwrap();
+                for i in 1..=50u64 {
+                    let out: String = p.call("count_vowels", "ae").unwrap();
+                    assert_eq!(
+                        out,
+                        format!(r#"{{"count":2,"total":{},"vowels":"aeiouAEIOU"}}"#, 2 * i)
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn same_bytes_share_compiled_code() {
+    let bytes = pdk("echo");
+    let a = PluginBuilder::new(&bytes).compile().unwrap();
+    let b = PluginBuilder::new(&bytes).compile().unwrap();
+    assert!(a.shares_code_with(&b));
+    let mut other = bytes.clone();
+    other.extend_from_slice(&[0, 4, 3, b'x', b'y', b'z']); // a trailing custom section
+    let c = PluginBuilder::new(&other).compile().unwrap();
+    assert!(!a.shares_code_with(&c));
+}
+
+#[test]
+fn val_types_are_reexported() {
+    let _ = Val::I32(1);
+}
