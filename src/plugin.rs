@@ -134,6 +134,16 @@ impl Plugin {
         &mut self.store.data_mut().config
     }
 
+    /// The plugin's vars (what the guest stores with `var_set`).
+    pub fn vars(&self) -> &std::collections::BTreeMap<String, Vec<u8>> {
+        &self.store.data().vars
+    }
+
+    /// Replaces or edits the vars, for example to restore them from an earlier run.
+    pub fn vars_mut(&mut self) -> &mut std::collections::BTreeMap<String, Vec<u8>> {
+        &mut self.store.data_mut().vars
+    }
+
     /// Makes `http_headers` return the latest response's headers (off by default).
     pub fn allow_http_response_headers(&mut self) {
         self.store.data_mut().http.headers_enabled = true;
