@@ -74,6 +74,24 @@
              (i32.ne (i32.and (i32.load $meta offset=4 (local.get $a)) (local.get $f))
                      (i32.const 0))))
 
+  ;; Start of the free block ending just below $e (a block boundary > DATA_START), or 0.
+  ;; Found through the end tag at $e - 16 and confirmed by the start tag: tags are exact by
+  ;; construction, the second check is defence in depth and costs O(1). ($e = 2^32 arrives as 0
+  ;; when memory is full; the arithmetic below is right modulo 2^32.)
+  (func $free_before (param $e i32) (result i32)
+    (local $t i32) (local $s i32) (local $b i32)
+    (local.set $t (i32.sub (local.get $e) (i32.const 16)))
+    (if (i32.eqz (call $has (local.get $t) (i32.const 0x20000000)))
+      (then (return (i32.const 0))))
+    (local.set $s (call $size (local.get $t)))
+    (if (i32.gt_u (local.get $s) (i32.shr_u (i32.sub (local.get $e) (i32.const 128)) (i32.const 4)))
+      (then (return (i32.const 0))))
+    (local.set $b (i32.sub (local.get $e) (i32.shl (local.get $s) (i32.const 4))))
+    (if (result i32) (i32.and (call $has (local.get $b) (i32.const 0x40000000))
+                              (i32.eq (call $size (local.get $b)) (local.get $s)))
+      (then (local.get $b))
+      (else (i32.const 0))))
+
   (func $clear (param $a i32)   ;; drop a stale tag
     (i32.store $meta offset=4 (local.get $a) (i32.const 0)))
 
@@ -189,15 +207,13 @@
     ;;    pointer is given back to fresh space first, so growth is only what is missing.
     (if (i64.gt_u (global.get $bump) (i64.const 128))
       (then
-        (local.set $t (i32.sub (i32.wrap_i64 (global.get $bump)) (i32.const 16)))
-        (if (call $has (local.get $t) (i32.const 0x20000000))
+        (local.set $t (i32.wrap_i64 (global.get $bump)))
+        (local.set $a (call $free_before (local.get $t)))
+        (if (local.get $a)
           (then
-            (local.set $s (call $size (local.get $t)))
-            (local.set $a (i32.sub (i32.add (local.get $t) (i32.const 16))
-                                   (i32.shl (local.get $s) (i32.const 4))))
-            (call $unlink (local.get $a) (local.get $s))
+            (call $unlink (local.get $a) (call $size (local.get $a)))
             (call $clear (local.get $a))
-            (call $clear (local.get $t))
+            (call $clear (i32.sub (local.get $t) (i32.const 16)))
             (global.set $bump (i64.extend_i32_u (local.get $a)))))))
     (local.set $end (i64.add (global.get $bump) (local.get $kb)))
     (if (i64.gt_u (local.get $end) (i64.const 0x100000000))
@@ -246,22 +262,14 @@
     ;; merge with a free left neighbour, found through its end tag
     (if (i32.gt_u (local.get $a) (i32.const 128))
       (then
-        (local.set $t (i32.sub (local.get $a) (i32.const 16)))
-        (if (i32.and (call $has (local.get $t) (i32.const 0x20000000))
-                     (i32.le_u (call $size (local.get $t))
-                               (i32.shr_u (i32.sub (local.get $a) (i32.const 128)) (i32.const 4))))
+        (local.set $t (call $free_before (local.get $a)))
+        (if (local.get $t)
           (then
             (local.set $x (call $size (local.get $t)))
-            (local.set $x (i32.sub (local.get $a) (i32.shl (local.get $x) (i32.const 4))))
-            ;; the tags are exact by construction; checking the start costs nothing
-            (if (i32.and (call $has (local.get $x) (i32.const 0x40000000))
-                         (i32.eq (call $size (local.get $x)) (call $size (local.get $t))))
-              (then
-                (local.set $b (local.get $x))
-                (call $unlink (local.get $b) (call $size (local.get $t)))
-                (call $clear (local.get $t))
-                (local.set $s (i32.add (local.get $s)
-                  (i32.shr_u (i32.sub (local.get $a) (local.get $b)) (i32.const 4))))))))))
+            (call $unlink (local.get $t) (local.get $x))
+            (call $clear (i32.sub (local.get $a) (i32.const 16)))  ;; its end tag
+            (local.set $b (local.get $t))
+            (local.set $s (i32.add (local.get $s) (local.get $x)))))))
     (call $mark_free (local.get $b) (local.get $s)))
 
   (func $length (export "length") (param $h i64) (result i64)

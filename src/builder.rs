@@ -3,7 +3,7 @@
 //! Owns the choice between raw bytes and a manifest ([`WasmInput`]) and the builder options.
 //! The work itself is in `compiled.rs` and `plugin.rs`.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, path::PathBuf};
 
 use anyhow::Result;
 
@@ -85,6 +85,7 @@ pub struct PluginBuilder<'a> {
     functions: Vec<Function>,
     fuel: Option<u64>,
     progress: Option<DownloadProgress<'a>>,
+    cache_dir: Option<PathBuf>,
 }
 
 impl<'a> PluginBuilder<'a> {
@@ -95,6 +96,7 @@ impl<'a> PluginBuilder<'a> {
             functions: Vec::new(),
             fuel: None,
             progress: None,
+            cache_dir: None,
         }
     }
 
@@ -126,6 +128,13 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
+    /// Keeps compiled modules in `dir` across processes (see `disk_cache.rs`), or not at all
+    /// with `None` (the default). The directory is created when first needed.
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
     pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
         Ok(CompileOptions {
             manifest: self.source.into_manifest()?,
@@ -133,6 +142,7 @@ impl<'a> PluginBuilder<'a> {
             wasi: self.wasi,
             fuel: self.fuel,
             progress: self.progress,
+            cache_dir: self.cache_dir,
         })
     }
 

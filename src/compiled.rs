@@ -6,7 +6,7 @@
 //! user functions and WASI. It is `Send + Sync` and shared by all plugins made from it; it
 //! never holds a store.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, Linker, ModuleExport};
@@ -80,6 +80,7 @@ pub(crate) struct CompileOptions<'a> {
     pub wasi: bool,
     pub fuel: Option<u64>,
     pub progress: Option<DownloadProgress<'a>>,
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl CompiledPlugin {
@@ -130,7 +131,11 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     let resolved = opts.manifest.resolve(opts.progress)?;
     let mut compiled = Vec::with_capacity(resolved.len());
     for m in &resolved {
-        compiled.push((m.name.clone(), runtime.compile(&m.bytes)?));
+        let module = match &opts.cache_dir {
+            Some(dir) => crate::disk_cache::compile(runtime, dir, &m.bytes)?,
+            None => runtime.compile(&m.bytes)?,
+        };
+        compiled.push((m.name.clone(), module));
     }
     let order = link_order(&compiled)?;
     let positions: HashMap<&str, usize> = order

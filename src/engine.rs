@@ -57,7 +57,7 @@ impl Runtime {
             .wasm_multi_memory(true)
             // Errors then carry the trap or host-function reason itself rather than a
             // backtrace header; nothing depends on backtrace text (spec/guest-abi.md §11.3).
-            .wasm_backtrace(false)
+            .wasm_backtrace_max_frames(None)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let kernel = Module::new(&engine, KERNEL_WASM)

@@ -20,6 +20,7 @@ mod cancel;
 mod compiled;
 mod convert;
 mod current_plugin;
+pub mod disk_cache;
 mod engine;
 mod function;
 mod host;
@@ -30,6 +31,7 @@ pub mod logging;
 pub mod manifest;
 mod plugin;
 mod plugin_state;
+pub mod sdk;
 mod timer;
 pub mod wasi;
 

@@ -254,17 +254,18 @@ impl Plugin {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         if self.rebuild {
-            self.rebuild_store().map_err(|e| (e, -1))?;
+            self.rebuild_store().map_err(step_error)?;
         }
         if self.main.is_none() {
             let _deadline = self.arm();
-            self.instantiate_main().map_err(|e| (init_error(e), -1))?;
+            self.instantiate_main()
+                .map_err(|e| step_error(init_error(e)))?;
             self.cancel.state.end();
         }
         self.store.data_mut().host_context = host_context;
-        self.kernel.reset(&mut self.store).map_err(|e| (e, -1))?;
-        self.write_input(input).map_err(|e| (e, -1))?;
-        let export = self.export(name).map_err(|e| (e, -1))?;
+        self.kernel.reset(&mut self.store).map_err(step_error)?;
+        self.write_input(input).map_err(step_error)?;
+        let export = self.export(name).map_err(step_error)?;
 
         let deadline = self.arm();
         let result = match export {
@@ -435,6 +436,14 @@ impl Plugin {
     }
 }
 
+/// A failure before the export runs: always -1, with fuel exhaustion named as such.
+fn step_error(e: anyhow::Error) -> (anyhow::Error, i32) {
+    if let Some(wasmtime::Trap::OutOfFuel) = find::<wasmtime::Trap>(&e) {
+        return (anyhow!("plugin ran out of fuel"), -1);
+    }
+    (e, -1)
+}
+
 fn init_error(e: anyhow::Error) -> anyhow::Error {
     if find::<Interrupted>(&e).is_some() || find::<OutOfMemory>(&e).is_some() {
         return e;
@@ -483,9 +492,9 @@ fn setup(
     store.limiter(|s| &mut s.memory);
     store.epoch_deadline_callback(cancel::on_epoch);
     store.set_epoch_deadline(1);
-    if compiled.fuel.is_some() {
-        // Setting up the kernel and support modules is not the guest's budget.
-        store.set_fuel(u64::MAX)?;
+    if let Some(fuel) = compiled.fuel {
+        // Support modules' initialisers run under the same per-call budget as a call.
+        store.set_fuel(fuel)?;
     }
     let kernel_instance = compiled.runtime.kernel.instantiate(&mut store)?;
     let kernel = Kernel::new(&mut store, kernel_instance)?;

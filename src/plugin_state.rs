@@ -39,6 +39,8 @@ pub(crate) struct PluginState {
     pub permissions: Arc<Permissions>,
     pub http: HttpState,
     pub wasi: Option<WasiP1Ctx>,
+    /// Private directories behind single-file WASI mounts; removed with the store.
+    _file_mounts: Vec<tempfile::TempDir>,
     /// The value passed with the current call, if any; never visible to the guest.
     pub host_context: Option<Box<dyn Any + Send>>,
     pub memory: MemoryBudget,
@@ -54,10 +56,14 @@ impl PluginState {
         config: BTreeMap<String, String>,
         permissions: Arc<Permissions>,
         headers_enabled: bool,
-        wasi: Option<WasiP1Ctx>,
+        wasi: Option<crate::wasi::Wasi>,
         memory: MemoryBudget,
         interrupt: Arc<InterruptState>,
     ) -> PluginState {
+        let (ctx, file_mounts) = match wasi {
+            Some(w) => (Some(w.ctx), w.file_mounts),
+            None => (None, Vec::new()),
+        };
         PluginState {
             id,
             id_text: id.to_string().into(),
@@ -69,7 +75,8 @@ impl PluginState {
                 headers_enabled,
                 ..HttpState::default()
             },
-            wasi,
+            wasi: ctx,
+            _file_mounts: file_mounts,
             host_context: None,
             memory,
             interrupt,

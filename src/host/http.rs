@@ -55,14 +55,10 @@ pub(super) fn http_request(
         body_bytes.as_deref(),
         &policy,
     );
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            kernel.free(&mut caller, req)?;
-            kernel.free(&mut caller, body)?;
-            return Err(e);
-        }
-    };
+    // A failed request ends the call: the argument blocks go with the next reset, and freeing
+    // them here would run kernel code that could report a passed deadline instead of the
+    // request's own error.
+    let response = result?;
     let state = caller.data_mut();
     state.http.status = response.status;
     if state.http.headers_enabled {

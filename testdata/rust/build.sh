@@ -9,7 +9,7 @@ HERE="$(pwd)"
 
 # plugin name -> target triple
 PLUGINS_UNKNOWN=(count_vowels echo host_fns logging faults)
-PLUGINS_WASI=(wasi_stdout)
+PLUGINS_WASI=(wasi_stdout wasi_fs)
 TARGET_UNKNOWN=wasm32-unknown-unknown
 TARGET_WASI=wasm32-wasip1
 

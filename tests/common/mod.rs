@@ -18,3 +18,4 @@ pub fn pdk(name: &str) -> Vec<u8> {
 pub fn wat(name: &str) -> Vec<u8> {
     std::fs::read(testdata(&format!("wat/{name}.wat"))).expect("test plugin")
 }
+pub mod server;

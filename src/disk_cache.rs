@@ -1,0 +1,219 @@
+//! The compiled-module disk cache: wasmtime code kept in files so that another process
+//! compiling the same bytes with the same engine configuration skips compilation.
+//!
+//! Owns the cache file format, its verification, atomic replacement and clearing. It is off
+//! unless [`crate::PluginBuilder::with_cache_dir`] names a directory (the C and Rust APIs never
+//! set one; the command line does). It sits under the in-process cache of `engine.rs`: a module
+//! already compiled in this process is used as is; otherwise a valid file is deserialised;
+//! otherwise the module is compiled and its file written.
+//!
+//! `Module::deserialize` trusts its input (it maps the machine code it is given), so nothing is
+//! deserialised before the whole file checks out: magic, format version, the engine fingerprint
+//! (this crate's version and `Engine::precompile_compatibility_hash`, which covers the wasmtime
+//! version and every code-generation setting), the SHA-256 of the module bytes the file was
+//! compiled from, and the length and SHA-256 of the serialised code. A file failing any check
+//! is recompiled and replaced, never used. Files are written to a temporary file in the same
+//! directory and renamed into place, so a reader never sees a partial file and concurrent
+//! writers of one entry are harmless.
+//!
+//! The checks detect corruption and foreign files, not malice: whoever can write the cache
+//! directory can run code in the processes that use it, so it is created private to its user.
+//!
+//! File layout (integers little-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `XRUNCWSM` |
+//! | 4 | format version (1) |
+//! | 32 | engine fingerprint |
+//! | 32 | SHA-256 of the module bytes |
+//! | 8 | length of the serialised code |
+//! | 32 | SHA-256 of the serialised code |
+//! | n | the serialised code (`Module::serialize`) |
+
+use std::{
+    fs,
+    hash::{Hash, Hasher},
+    io::{self, Write},
+    path::Path,
+    sync::Arc,
+};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+use crate::{
+    engine::{CachedModule, Runtime},
+    manifest::hex,
+};
+
+const MAGIC: &[u8; 8] = b"XRUNCWSM";
+const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8 + 32;
+/// Extension of cache entries; temporary files end in `.cwasm.part`.
+const EXTENSION: &str = ".cwasm";
+const PARTIAL: &str = ".cwasm.part";
+
+/// Compiles `bytes` with `runtime`, going through the in-process cache, then the files in `dir`.
+/// Failing to read or write the cache is never an error: the module is compiled instead.
+pub(crate) fn compile(runtime: &Runtime, dir: &Path, bytes: &[u8]) -> Result<Arc<CachedModule>> {
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    if let Some(found) = runtime.lookup(&sha256) {
+        return Ok(found);
+    }
+    let fingerprint = fingerprint(&runtime.engine);
+    let path = dir.join(file_name(&sha256, &fingerprint));
+    match read(&path, &fingerprint, &sha256) {
+        Ok(Some(code)) => {
+            // SAFETY: `read` verified the header and the SHA-256 of `code`, so these are the
+            // exact bytes `Module::serialize` produced for an engine with this fingerprint.
+            match unsafe { Module::deserialize(&runtime.engine, &code) } {
+                Ok(module) => {
+                    tracing::debug!("using cached module {}", path.display());
+                    return Ok(runtime.insert(CachedModule { module, sha256 }));
+                }
+                Err(e) => tracing::debug!(
+                    "cannot load cached module {}: {e}; recompiling",
+                    path.display()
+                ),
+            }
+        }
+        Ok(None) => tracing::debug!("no cached module {}; compiling", path.display()),
+        Err(why) => tracing::debug!("invalid cache file {} ({why}); recompiling", path.display()),
+    }
+    let compiled = runtime.compile(bytes)?;
+    match write(dir, &path, &fingerprint, &sha256, &compiled.module) {
+        Ok(()) => tracing::debug!("saved compiled module to {}", path.display()),
+        Err(e) => tracing::warn!("cannot save compiled module to {}: {e:#}", path.display()),
+    }
+    Ok(compiled)
+}
+
+/// What [`clear`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleared {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Removes every cache entry (and leftover temporary file) from `dir`, leaving other files
+/// alone. A missing directory is an empty cache.
+pub fn clear(dir: &Path) -> io::Result<Cleared> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Cleared::default()),
+        Err(e) => return Err(e),
+    };
+    let mut cleared = Cleared::default();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.ends_with(EXTENSION) || name.ends_with(PARTIAL)) || !entry.file_type()?.is_file()
+        {
+            continue;
+        }
+        let len = entry.metadata()?.len();
+        fs::remove_file(entry.path())?;
+        cleared.files += 1;
+        cleared.bytes += len;
+    }
+    Ok(cleared)
+}
+
+/// Identifies the code an engine produces: this crate's version (kernel and engine settings)
+/// and wasmtime's own compatibility hash, reduced to SHA-256.
+fn fingerprint(engine: &Engine) -> [u8; 32] {
+    struct Sha256Hasher(Sha256);
+    impl Hasher for Sha256Hasher {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            unreachable!("only the digest is used")
+        }
+    }
+    let mut hasher = Sha256Hasher(Sha256::new());
+    hasher.write(crate::VERSION.as_bytes());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize().into()
+}
+
+fn file_name(sha256: &[u8; 32], fingerprint: &[u8; 32]) -> String {
+    format!("{}-{}{EXTENSION}", hex(sha256), &hex(fingerprint)[..16])
+}
+
+/// The verified serialised code in `path`, `None` when there is no such file, or why the file
+/// cannot be used.
+fn read(path: &Path, fingerprint: &[u8; 32], sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+    let mut data = match fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if data.len() < HEADER_LEN {
+        return Err("shorter than its header".into());
+    }
+    let (header, code) = data.split_at(HEADER_LEN);
+    let (magic, rest) = header.split_at(8);
+    let (version, rest) = rest.split_at(4);
+    let (engine, rest) = rest.split_at(32);
+    let (source, rest) = rest.split_at(32);
+    let (len, code_sha256) = rest.split_at(8);
+    if magic != MAGIC {
+        return Err("not a cache file".into());
+    }
+    if version != FORMAT_VERSION.to_le_bytes() {
+        return Err("another format version".into());
+    }
+    if engine != fingerprint {
+        return Err("compiled by another engine".into());
+    }
+    if source != sha256 {
+        return Err("compiled from other module bytes".into());
+    }
+    if len != (code.len() as u64).to_le_bytes() {
+        return Err("truncated or extended".into());
+    }
+    if code_sha256 != Sha256::digest(code).as_slice() {
+        return Err("checksum mismatch".into());
+    }
+    data.drain(..HEADER_LEN);
+    Ok(Some(data))
+}
+
+fn write(
+    dir: &Path,
+    path: &Path,
+    fingerprint: &[u8; 32],
+    sha256: &[u8; 32],
+    module: &Module,
+) -> Result<()> {
+    let code = module.serialize().map_err(anyhow::Error::from)?;
+    create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(PARTIAL)
+        .tempfile_in(dir)?;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header.extend_from_slice(fingerprint);
+    header.extend_from_slice(sha256);
+    header.extend_from_slice(&(code.len() as u64).to_le_bytes());
+    header.extend_from_slice(&Sha256::digest(&code));
+    file.write_all(&header)?;
+    file.write_all(&code)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
