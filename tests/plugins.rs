@@ -348,3 +348,39 @@ fn same_bytes_share_compiled_code() {
 fn val_types_are_reexported() {
     let _ = Val::I32(1);
 }
+
+#[test]
+fn host_functions_in_any_namespace_with_every_value_type() {
+    let wasm = r#"(module
+        (import "my:ns" "mix" (func $mix (param i32 i64 f32 f64) (result f64)))
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+        (func (export "run") (result i32) (local $h i64)
+            (local.set $h (call $alloc (i64.const 8)))
+            (call $store_u64 (local.get $h) (i64.reinterpret_f64
+                (call $mix (i32.const -2) (i64.const 40) (f32.const 0.5) (f64.const 0.25))))
+            (call $output_set (local.get $h) (i64.const 8))
+            (i32.const 0)))"#;
+    use extism::ValType::{F32, F64, I32, I64};
+    let mix = Function::new("mix", [I32, I64, F32, F64], [F64], UserData::new(()), |_, inputs, outputs, _| {
+        let sum = inputs[0].unwrap_i32() as f64
+            + inputs[1].unwrap_i64() as f64
+            + inputs[2].unwrap_f32() as f64
+            + inputs[3].unwrap_f64();
+        outputs[0] = Val::F64(sum.to_bits());
+        Ok(())
+    })
+    .with_namespace("my:ns");
+    let mut p = Plugin::new(wasm, [mix], false).unwrap();
+    let out: Vec<u8> = p.call("run", "").unwrap();
+    assert_eq!(f64::from_le_bytes(out.try_into().unwrap()), 38.75);
+}
+
+#[test]
+fn plugin_ids_are_random_uuid_v4() {
+    let a = plugin("echo");
+    let b = plugin("echo");
+    assert_eq!(a.id().get_version_num(), 4);
+    assert_ne!(a.id(), b.id());
+}
