@@ -3,7 +3,11 @@
 //! Owns the definition (name, namespace, signature, callback, user data) and how it is put
 //! into a linker. The callback sees a [`CurrentPlugin`]; an `Err` it returns traps the call.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    any::Any,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex},
+};
 
 use anyhow::Result;
 use wasmtime::{Engine, FuncType, Linker};
@@ -123,16 +127,41 @@ impl Function {
             self.results.iter().cloned(),
         );
         let callback = self.callback.clone();
+        let name = self.name.clone();
+        let results = self.results.clone();
         linker.func_new(
             self.namespace(),
             &self.name,
             ty,
             move |caller, inputs, outputs| {
+                // Results the callback leaves alone read as zero of their declared type.
+                for (out, ty) in outputs.iter_mut().zip(&results) {
+                    if let Some(zero) = Val::default_for_ty(ty) {
+                        *out = zero;
+                    }
+                }
                 let mut plugin =
                     CurrentPlugin::new(caller).map_err(wasmtime::Error::from_anyhow)?;
-                callback(&mut plugin, inputs, outputs).map_err(wasmtime::Error::from_anyhow)
+                // A panicking host function fails the call instead of unwinding into the host.
+                let run = AssertUnwindSafe(|| callback(&mut plugin, inputs, outputs));
+                match std::panic::catch_unwind(run) {
+                    Ok(result) => result.map_err(wasmtime::Error::from_anyhow),
+                    Err(panic) => Err(wasmtime::Error::msg(format!(
+                        "host function `{name}` panicked: {}",
+                        panic_message(&*panic)
+                    ))),
+                }
             },
         )?;
         Ok(())
     }
+}
+
+/// The text of a panic payload, when it has one.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
