@@ -288,7 +288,7 @@ fn resolve(a: Addr, i: &Index, m: &Model) -> u64 {
 enum Len {
     Zero,
     Small(u16),
-    LiveLen,
+    OfLive,
     ToEnd,
     Mem,
     Max,
@@ -298,7 +298,7 @@ fn len() -> impl Strategy<Value = Len> {
     prop_oneof![
         1 => Just(Len::Zero),
         1 => any::<u16>().prop_map(Len::Small),
-        2 => Just(Len::LiveLen),
+        2 => Just(Len::OfLive),
         1 => Just(Len::ToEnd),
         1 => Just(Len::Mem),
         1 => Just(Len::Max),
@@ -309,7 +309,7 @@ fn resolve_len(l: Len, h: u64, m: &Model) -> u64 {
     match l {
         Len::Zero => 0,
         Len::Small(n) => n as u64,
-        Len::LiveLen => m.live.get(&h).map_or(17, |b| b.len() as u64),
+        Len::OfLive => m.live.get(&h).map_or(17, |b| b.len() as u64),
         Len::ToEnd => m.mem.wrapping_sub(h),
         Len::Mem => m.mem,
         Len::Max => u64::MAX,
