@@ -72,3 +72,16 @@ fn panicking_host_functions_fail_the_call_only() {
     assert!(format!("{err:#}").contains("host function `host_reflect` panicked: bug in the host function"));
     assert_eq!(p.call::<_, String>("read_context", "").unwrap(), "");
 }
+
+#[test]
+fn forged_log_handles_trap_only_when_the_level_is_enabled() {
+    let mut p = hostile(None);
+    // no subscriber: logging is off and the message is never read
+    assert_eq!(outcome(&mut p, "log_forged"), (0, String::new()));
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::ERROR).with_writer(std::io::sink).finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let (rc, msg) = outcome(&mut p, "log_forged");
+        assert_eq!(rc, -1);
+        assert!(msg.contains("invalid handle offset for log message"), "{msg}");
+    });
+}
