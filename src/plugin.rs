@@ -318,18 +318,19 @@ impl Plugin {
                 ty.params().len()
             ));
         }
-        let export = match ty.results().len() {
-            0 => Export::Unit(func.typed(&self.store)?),
-            1 => match ty.results().next() {
-                Some(wasmtime::ValType::I32) => Export::Code(func.typed(&self.store)?),
-                Some(other) => {
-                    return Err(anyhow!(
-                        "Function {name} returns {other}, expected i32 or nothing"
-                    ))
-                }
-                None => unreachable!("one result was counted"),
-            },
-            n => return Err(anyhow!("Function {name} has {n} results, expected 0 or 1")),
+        let mut results = ty.results();
+        let export = match (results.next(), results.next()) {
+            (None, _) => Export::Unit(func.typed(&self.store)?),
+            (Some(wasmtime::ValType::I32), None) => Export::Code(func.typed(&self.store)?),
+            (Some(other), None) => {
+                return Err(anyhow!(
+                    "Function {name} returns {other}, expected i32 or nothing"
+                ))
+            }
+            (Some(_), Some(_)) => {
+                let n = ty.results().len();
+                return Err(anyhow!("Function {name} has {n} results, expected 0 or 1"));
+            }
         };
         self.exports.insert(name.to_string(), export.clone());
         Ok(export)
