@@ -217,3 +217,68 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_removes_only_cache_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("notes.txt");
+        fs::write(&keep, "mine").unwrap();
+        fs::write(dir.path().join(format!("a{EXTENSION}")), [0u8; 10]).unwrap();
+        fs::write(dir.path().join(format!(".b{PARTIAL}")), [0u8; 5]).unwrap();
+        fs::create_dir(dir.path().join(format!("sub{EXTENSION}"))).unwrap();
+        let cleared = clear(dir.path()).unwrap();
+        assert_eq!(
+            cleared,
+            Cleared {
+                files: 2,
+                bytes: 15
+            }
+        );
+        assert!(keep.exists());
+        assert!(dir.path().join(format!("sub{EXTENSION}")).is_dir());
+        assert_eq!(
+            clear(&dir.path().join("missing")).unwrap(),
+            Cleared::default()
+        );
+    }
+
+    #[test]
+    fn files_are_verified_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::get(false).unwrap();
+        let bytes = b"(module (func (export \"f\")))";
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let fingerprint = fingerprint(&runtime.engine);
+        let path = dir.path().join(file_name(&sha256, &fingerprint));
+        assert_eq!(read(&path, &fingerprint, &sha256), Ok(None));
+
+        compile(runtime, dir.path(), bytes).unwrap();
+        let code = read(&path, &fingerprint, &sha256).unwrap().unwrap();
+        assert!(!code.is_empty());
+        assert_eq!(
+            read(&path, &fingerprint, &[0; 32]),
+            Err("compiled from other module bytes".to_string())
+        );
+        assert_eq!(
+            read(&path, &[0; 32], &sha256),
+            Err("compiled by another engine".to_string())
+        );
+        let mut data = fs::read(&path).unwrap();
+        data.push(0);
+        fs::write(&path, &data).unwrap();
+        assert_eq!(
+            read(&path, &fingerprint, &sha256),
+            Err("truncated or extended".to_string())
+        );
+        data[8] = 2;
+        fs::write(&path, &data).unwrap();
+        assert_eq!(
+            read(&path, &fingerprint, &sha256),
+            Err("another format version".to_string())
+        );
+    }
+}
