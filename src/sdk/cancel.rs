@@ -12,7 +12,7 @@ pub struct ExtismCancelHandle(pub(crate) CancelHandle);
 /// The plugin's cancel handle: owned by the plugin, the same pointer every time, valid until
 /// `extism_plugin_free`. NULL for NULL.
 #[no_mangle]
-pub extern "C" fn extism_plugin_cancel_handle(
+pub unsafe extern "C" fn extism_plugin_cancel_handle(
     plugin: *const ExtismPlugin,
 ) -> *const ExtismCancelHandle {
     guard(
@@ -25,7 +25,7 @@ pub extern "C" fn extism_plugin_cancel_handle(
 /// Interrupts the call running on the handle's plugin (it then fails with 134 and
 /// `timeout`); does nothing to an idle plugin. Any thread. `false` for NULL.
 #[no_mangle]
-pub extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle) -> bool {
+pub unsafe extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle) -> bool {
     guard(
         |_| false,
         // SAFETY: NULL or a handle of a live plugin, per the header.

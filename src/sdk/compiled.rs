@@ -12,22 +12,23 @@ pub struct ExtismCompiledPlugin {
 }
 
 /// Prefix of every compile-stage error.
-const COMPILE_ERROR: &str = "Unable to compile Extism plugin: ";
+pub(crate) const COMPILE_ERROR: &str = "Unable to compile Extism plugin: ";
 
-/// Compiles the C constructor arguments. Host functions are attached only on success, so a
-/// failed constructor leaves the caller's `ExtismFunction`s usable. The error is the final
+/// Compiles the C constructor arguments. The host functions are attached only when the
+/// caller commits the returned [`function::Attached`] (once its constructor has succeeded), so
+/// a failed constructor leaves the caller's `ExtismFunction`s usable. The error is the final
 /// `errmsg` text.
 ///
 /// # Safety
 /// The pointers are NULL or valid as the header describes.
-pub(crate) unsafe fn compile(
+pub(crate) unsafe fn compile<'a>(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const function::ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     fuel_limit: Option<u64>,
-) -> Result<CompiledPlugin, String> {
+) -> Result<(CompiledPlugin, function::Attached<'a>), String> {
     if wasm.is_null() {
         return Err(format!("{COMPILE_ERROR}wasm is a null pointer"));
     }
@@ -42,8 +43,7 @@ pub(crate) unsafe fn compile(
     let compiled = builder
         .compile()
         .map_err(|e| format!("{COMPILE_ERROR}{}", cause(&e)))?;
-    attached.commit();
-    Ok(compiled)
+    Ok((compiled, attached))
 }
 
 /// The text of a constructor error: the whole chain of causes, outermost first, so that
@@ -52,7 +52,11 @@ pub(crate) fn cause(e: &anyhow::Error) -> String {
     format!("{e:#}")
 }
 
-fn new_compiled(
+/// The two compiled-plugin constructors.
+///
+/// # Safety
+/// The pointers are NULL or valid as the header describes.
+unsafe fn new_compiled(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const function::ExtismFunction,
@@ -81,7 +85,10 @@ fn new_compiled(
             unsafe { set_errmsg(errmsg, e) };
             std::ptr::null_mut()
         },
-        |compiled| Box::into_raw(Box::new(ExtismCompiledPlugin { compiled })),
+        |(compiled, attached)| {
+            attached.commit();
+            Box::into_raw(Box::new(ExtismCompiledPlugin { compiled }))
+        },
     )
 }
 
@@ -89,7 +96,7 @@ fn new_compiled(
 /// `*errmsg` on failure. The caller owns the result (`extism_compiled_plugin_free`); the
 /// attached functions now belong to it.
 #[no_mangle]
-pub extern "C" fn extism_compiled_plugin_new(
+pub unsafe extern "C" fn extism_compiled_plugin_new(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const function::ExtismFunction,
@@ -97,20 +104,23 @@ pub extern "C" fn extism_compiled_plugin_new(
     with_wasi: bool,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
-    new_compiled(
-        wasm,
-        wasm_size,
-        functions,
-        n_functions,
-        with_wasi,
-        None,
-        errmsg,
-    )
+    let fuel = None;
+    unsafe {
+        new_compiled(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            fuel,
+            errmsg,
+        )
+    }
 }
 
 /// Like `extism_compiled_plugin_new`; every plugin made from it gets a per-call fuel limit.
 #[no_mangle]
-pub extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
+pub unsafe extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const function::ExtismFunction,
@@ -119,20 +129,23 @@ pub extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
     fuel_limit: u64,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
-    new_compiled(
-        wasm,
-        wasm_size,
-        functions,
-        n_functions,
-        with_wasi,
-        Some(fuel_limit),
-        errmsg,
-    )
+    let fuel = Some(fuel_limit);
+    unsafe {
+        new_compiled(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            fuel,
+            errmsg,
+        )
+    }
 }
 
 /// Frees a compiled plugin; plugins made from it stay valid. NULL is a no-op.
 #[no_mangle]
-pub extern "C" fn extism_compiled_plugin_free(plugin: *mut ExtismCompiledPlugin) {
+pub unsafe extern "C" fn extism_compiled_plugin_free(plugin: *mut ExtismCompiledPlugin) {
     guard(
         |_| (),
         || {

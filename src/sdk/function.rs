@@ -100,7 +100,7 @@ impl Scalar {
 
     /// The wasm result read from `val` as this declared type, whatever `val.t` says (a callback
     /// that changed `t` still gets its result converted as declared), bit-exact for floats.
-    fn from_c(self, val: &ExtismVal) -> Val {
+    fn read(self, val: &ExtismVal) -> Val {
         // SAFETY: every member of the union is plain data valid for any bit pattern, and the
         // union was fully initialised (zeroed) before the callback ran.
         unsafe {
@@ -142,7 +142,7 @@ impl Drop for Callback {
             if !self.user_data.is_null() {
                 // SAFETY: the host gave this pair to be called exactly once, and this is the
                 // only place that calls it.
-                guard(|_| (), || unsafe { free(self.user_data) });
+                unsafe { free(self.user_data) };
             }
         }
     }
@@ -185,7 +185,7 @@ impl Callback {
             }
         });
         for ((out, slot), scalar) in outputs.iter_mut().zip(&slots).zip(&self.results) {
-            *out = scalar.from_c(slot);
+            *out = scalar.read(slot);
         }
         Ok(())
     }
@@ -258,7 +258,12 @@ pub(crate) unsafe fn attach<'a>(
     Ok(attached)
 }
 
-fn new_function(
+/// The body of `extism_function_new`.
+///
+/// # Safety
+/// The pointers are NULL or valid as the header describes.
+#[allow(clippy::too_many_arguments)] // the arguments of `extism_function_new`
+unsafe fn new_function(
     name: *const c_char,
     inputs: *const ExtismValType,
     n_inputs: ExtismSize,
@@ -268,7 +273,6 @@ fn new_function(
     user_data: *mut c_void,
     free_user_data: Option<FreeUserData>,
 ) -> Result<Box<ExtismFunction>, String> {
-    // SAFETY (all three reads): the header requires NULL or valid arrays and strings.
     let name = unsafe { c_str(name, "name") }?;
     let func = func.ok_or("func is a null pointer")?;
     let types =
@@ -304,7 +308,7 @@ fn new_function(
 /// type code other than I32/I64/F32/F64. The caller owns the result; see
 /// `extism_function_free`.
 #[no_mangle]
-pub extern "C" fn extism_function_new(
+pub unsafe extern "C" fn extism_function_new(
     name: *const c_char,
     inputs: *const ExtismValType,
     n_inputs: ExtismSize,
@@ -316,16 +320,18 @@ pub extern "C" fn extism_function_new(
 ) -> *mut ExtismFunction {
     guard(
         |_| std::ptr::null_mut(),
-        || match new_function(
-            name,
-            inputs,
-            n_inputs,
-            outputs,
-            n_outputs,
-            func,
-            user_data,
-            free_user_data,
-        ) {
+        || match unsafe {
+            new_function(
+                name,
+                inputs,
+                n_inputs,
+                outputs,
+                n_outputs,
+                func,
+                user_data,
+                free_user_data,
+            )
+        } {
             Ok(f) => Box::into_raw(f),
             Err(e) => {
                 tracing::error!(target: "extism::sdk", "extism_function_new: {e}");
@@ -338,7 +344,7 @@ pub extern "C" fn extism_function_new(
 /// Sets the import module name of a function not yet attached; no-op on NULL arguments or
 /// after attaching. Invalid UTF-8 is replaced.
 #[no_mangle]
-pub extern "C" fn extism_function_set_namespace(
+pub unsafe extern "C" fn extism_function_set_namespace(
     ptr: *mut ExtismFunction,
     namespace_: *const c_char,
 ) {
@@ -360,7 +366,7 @@ pub extern "C" fn extism_function_set_namespace(
 /// Frees the wrapper. An unattached definition goes with it (calling `free_user_data`); an
 /// attached one lives on in its plugins. NULL is a no-op.
 #[no_mangle]
-pub extern "C" fn extism_function_free(f: *mut ExtismFunction) {
+pub unsafe extern "C" fn extism_function_free(f: *mut ExtismFunction) {
     guard(
         |_| (),
         || {

@@ -89,7 +89,10 @@ unsafe fn optional_str<'a>(ptr: *const c_char) -> Result<Option<&'a str>, ()> {
 /// `"error"`). `false` if logging is already set up, an argument is not UTF-8, or the file
 /// cannot be opened.
 #[no_mangle]
-pub extern "C" fn extism_log_file(filename: *const c_char, log_level: *const c_char) -> bool {
+pub unsafe extern "C" fn extism_log_file(
+    filename: *const c_char,
+    log_level: *const c_char,
+) -> bool {
     guard(
         |_| false,
         || {
@@ -122,7 +125,7 @@ pub extern "C" fn extism_log_file(filename: *const c_char, log_level: *const c_c
 /// `false` if logging is already set up (the existing buffer is kept) or the level is not
 /// UTF-8.
 #[no_mangle]
-pub extern "C" fn extism_log_custom(log_level: *const c_char) -> bool {
+pub unsafe extern "C" fn extism_log_custom(log_level: *const c_char) -> bool {
     guard(
         |_| false,
         || match unsafe { optional_str(log_level) } {
@@ -137,7 +140,7 @@ pub extern "C" fn extism_log_custom(log_level: *const c_char) -> bool {
 /// NUL-terminated and valid during the callback only; `len` excludes the terminator. The
 /// buffer is released before the first callback, so the handler may log or drain again.
 #[no_mangle]
-pub extern "C" fn extism_log_drain(handler: Option<ExtismLogDrainFunctionType>) {
+pub unsafe extern "C" fn extism_log_drain(handler: Option<ExtismLogDrainFunctionType>) {
     guard(
         |_| (),
         || {

@@ -12,8 +12,17 @@
 //!   through an `errmsg` out-parameter, allocated by [`set_errmsg`] and released only by
 //!   `extism_plugin_new_error_free`.
 //!
+//! Safety contract of every `unsafe` export (the same for all, so it is stated once here):
+//! each pointer argument is NULL or valid as include/extism.h describes: an object this
+//! library returned and that was not freed, a NUL-terminated string, or a buffer of the given
+//! length. The `extism_current_plugin_*` functions are safe: they accept only handles of
+//! callbacks running on the calling thread.
+//!
 //! This module must never contain runtime behaviour of its own: anything a Rust embedder would
 //! also need belongs in the core.
+
+// The contract above stands for a `# Safety` section on each export.
+#![allow(clippy::missing_safety_doc)]
 
 pub mod cancel;
 pub mod compiled;

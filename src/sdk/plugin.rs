@@ -152,33 +152,38 @@ impl ExtismPlugin {
     }
 }
 
-/// Borrows the plugin behind a C pointer.
-///
-/// # Safety
-/// `plugin` is NULL or a live plugin from one of the constructors.
-unsafe fn plugin_ref<'a>(plugin: *const ExtismPlugin) -> Option<&'a ExtismPlugin> {
-    plugin.as_ref()
-}
-
-/// Instantiates a compiled plugin; errors are prefixed `Unable to create Extism plugin: `.
-fn instantiate(compiled: CompiledPlugin, errmsg: *mut *mut c_char) -> *mut ExtismPlugin {
+/// Instantiates a compiled plugin: the plugin, or the `errmsg` text.
+fn instantiate(compiled: CompiledPlugin, prefix: &str) -> Result<*mut ExtismPlugin, String> {
     match ExtismPlugin::new(compiled) {
-        Ok(p) => Box::into_raw(Box::new(p)),
-        Err(e) => {
-            // SAFETY: `errmsg` is NULL or writable, per the header.
-            unsafe {
-                set_errmsg(
-                    errmsg,
-                    format!("Unable to create Extism plugin: {}", compiled::cause(&e)),
-                )
-            };
-            std::ptr::null_mut()
-        }
+        Ok(p) => Ok(Box::into_raw(Box::new(p))),
+        Err(e) => Err(format!("{prefix}{}", compiled::cause(&e))),
     }
 }
 
-/// The two `extism_plugin_new*` constructors.
-fn new_plugin(
+const CREATE_ERROR: &str = "Unable to create Extism plugin: ";
+
+/// Runs a constructor body: the plugin, or NULL with `*errmsg` set.
+fn construct(
+    errmsg: *mut *mut c_char,
+    body: impl FnOnce() -> Result<*mut ExtismPlugin, String>,
+) -> *mut ExtismPlugin {
+    let result = guard(
+        |panic| Err(format!("{CREATE_ERROR}internal error: {panic}")),
+        body,
+    );
+    result.unwrap_or_else(|e| {
+        // SAFETY: `errmsg` is NULL or writable, per the header.
+        unsafe { set_errmsg(errmsg, e) };
+        std::ptr::null_mut()
+    })
+}
+
+/// The two `extism_plugin_new*` constructors. Host functions are attached once the plugin
+/// exists.
+///
+/// # Safety
+/// The pointers are NULL or valid as the header describes.
+unsafe fn new_plugin(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const ExtismFunction,
@@ -187,61 +192,36 @@ fn new_plugin(
     fuel_limit: Option<u64>,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    guard(
-        |panic| {
-            // SAFETY: as below.
-            unsafe {
-                set_errmsg(
-                    errmsg,
-                    format!("Unable to create Extism plugin: internal error: {panic}"),
-                )
-            };
-            std::ptr::null_mut()
-        },
-        || {
-            // SAFETY: the header's contract for the arguments.
-            match unsafe {
-                compiled::compile(
-                    wasm,
-                    wasm_size,
-                    functions,
-                    n_functions,
-                    with_wasi,
-                    fuel_limit,
-                )
-            } {
-                Ok(compiled) => {
-                    if fuel_limit.is_some() {
-                        return instantiate(compiled, errmsg);
-                    }
-                    // Without a fuel limit every failure is reported as a compile error
-                    // (upstream's `extism_plugin_new`).
-                    match ExtismPlugin::new(compiled) {
-                        Ok(p) => Box::into_raw(Box::new(p)),
-                        Err(e) => {
-                            let message =
-                                format!("Unable to compile Extism plugin: {}", compiled::cause(&e));
-                            // SAFETY: `errmsg` is NULL or writable.
-                            unsafe { set_errmsg(errmsg, message) };
-                            std::ptr::null_mut()
-                        }
-                    }
-                }
-                Err(e) => {
-                    // SAFETY: `errmsg` is NULL or writable.
-                    unsafe { set_errmsg(errmsg, e) };
-                    std::ptr::null_mut()
-                }
-            }
-        },
-    )
+    construct(errmsg, || {
+        // SAFETY: the header's contract for the arguments.
+        let (compiled, attached) = unsafe {
+            compiled::compile(
+                wasm,
+                wasm_size,
+                functions,
+                n_functions,
+                with_wasi,
+                fuel_limit,
+            )
+        }?;
+        // Upstream's `extism_plugin_new` reports every failure as a compile error; the fuel
+        // variant tells instantiation errors apart.
+        let prefix = if fuel_limit.is_some() {
+            CREATE_ERROR
+        } else {
+            compiled::COMPILE_ERROR
+        };
+        let plugin = instantiate(compiled, prefix)?;
+        attached.commit();
+        Ok(plugin)
+    })
 }
 
 /// Creates a plugin from a manifest, wasm or WAT, with host functions (attached on success;
 /// see `spec/c-api.md` §4) and WASI on or off. NULL with `*errmsg` set on failure. The caller
 /// owns the plugin (`extism_plugin_free`).
 #[no_mangle]
-pub extern "C" fn extism_plugin_new(
+pub unsafe extern "C" fn extism_plugin_new(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const ExtismFunction,
@@ -249,20 +229,22 @@ pub extern "C" fn extism_plugin_new(
     with_wasi: bool,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    new_plugin(
-        wasm,
-        wasm_size,
-        functions,
-        n_functions,
-        with_wasi,
-        None,
-        errmsg,
-    )
+    unsafe {
+        new_plugin(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            None,
+            errmsg,
+        )
+    }
 }
 
 /// Like `extism_plugin_new`, with a per-call fuel limit.
 #[no_mangle]
-pub extern "C" fn extism_plugin_new_with_fuel_limit(
+pub unsafe extern "C" fn extism_plugin_new_with_fuel_limit(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const ExtismFunction,
@@ -271,58 +253,38 @@ pub extern "C" fn extism_plugin_new_with_fuel_limit(
     fuel_limit: u64,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    new_plugin(
-        wasm,
-        wasm_size,
-        functions,
-        n_functions,
-        with_wasi,
-        Some(fuel_limit),
-        errmsg,
-    )
+    let fuel = Some(fuel_limit);
+    unsafe {
+        new_plugin(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            fuel,
+            errmsg,
+        )
+    }
 }
 
 /// Creates a new instance of a compiled plugin (which is only read, so this may run on many
 /// threads at once). NULL with `*errmsg` set on failure, including a NULL `compiled`.
 #[no_mangle]
-pub extern "C" fn extism_plugin_new_from_compiled(
+pub unsafe extern "C" fn extism_plugin_new_from_compiled(
     compiled: *const ExtismCompiledPlugin,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    guard(
-        |panic| {
-            // SAFETY: `errmsg` is NULL or writable.
-            unsafe {
-                set_errmsg(
-                    errmsg,
-                    format!("Unable to create Extism plugin: internal error: {panic}"),
-                )
-            };
-            std::ptr::null_mut()
-        },
-        || {
-            // SAFETY: NULL or a live compiled plugin, per the header.
-            match unsafe { compiled.as_ref() } {
-                Some(c) => instantiate(c.compiled.clone(), errmsg),
-                None => {
-                    // SAFETY: `errmsg` is NULL or writable.
-                    unsafe {
-                        set_errmsg(
-                            errmsg,
-                            "Unable to create Extism plugin: compiled plugin is a null pointer"
-                                .into(),
-                        )
-                    };
-                    std::ptr::null_mut()
-                }
-            }
-        },
-    )
+    construct(errmsg, || {
+        // SAFETY: NULL or a live compiled plugin, per the header.
+        let compiled = unsafe { compiled.as_ref() }
+            .ok_or_else(|| format!("{CREATE_ERROR}compiled plugin is a null pointer"))?;
+        instantiate(compiled.compiled.clone(), CREATE_ERROR)
+    })
 }
 
 /// Frees a string stored in `errmsg` by a constructor. NULL is a no-op.
 #[no_mangle]
-pub extern "C" fn extism_plugin_new_error_free(err: *mut c_char) {
+pub unsafe extern "C" fn extism_plugin_new_error_free(err: *mut c_char) {
     guard(
         |_| (),
         || {
@@ -338,12 +300,12 @@ pub extern "C" fn extism_plugin_new_error_free(err: *mut c_char) {
 /// obtained from it becomes invalid. NULL is a no-op; so is freeing a plugin from inside one
 /// of its own host functions (it is in use).
 #[no_mangle]
-pub extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
+pub unsafe extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
     guard(
         |_| (),
         || {
             // SAFETY: NULL or a live plugin, per the header.
-            let Some(p) = (unsafe { plugin_ref(plugin) }) else {
+            let Some(p) = (unsafe { plugin.as_ref() }) else {
                 return;
             };
             if p.lock("extism_plugin_free").is_none() {
@@ -360,19 +322,27 @@ pub extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
 /// arguments, or a re-entrant call from one of the plugin's own host functions. Serialised
 /// with other calls on the same plugin.
 #[no_mangle]
-pub extern "C" fn extism_plugin_call(
+pub unsafe extern "C" fn extism_plugin_call(
     plugin: *mut ExtismPlugin,
     func_name: *const c_char,
     data: *const u8,
     data_len: ExtismSize,
 ) -> i32 {
-    extism_plugin_call_with_host_context(plugin, func_name, data, data_len, std::ptr::null_mut())
+    unsafe {
+        extism_plugin_call_with_host_context(
+            plugin,
+            func_name,
+            data,
+            data_len,
+            std::ptr::null_mut(),
+        )
+    }
 }
 
 /// Like `extism_plugin_call`; host functions of this call get `host_context` from
 /// `extism_current_plugin_host_context`. The library never reads or frees it.
 #[no_mangle]
-pub extern "C" fn extism_plugin_call_with_host_context(
+pub unsafe extern "C" fn extism_plugin_call_with_host_context(
     plugin: *mut ExtismPlugin,
     func_name: *const c_char,
     data: *const u8,
@@ -382,7 +352,7 @@ pub extern "C" fn extism_plugin_call_with_host_context(
     guard(
         |_| -1,
         // SAFETY: the header's contract for the arguments.
-        || match unsafe { plugin_ref(plugin) } {
+        || match unsafe { plugin.as_ref() } {
             Some(p) => unsafe { p.call(func_name, data, data_len, host_context) },
             None => -1,
         },
@@ -392,12 +362,12 @@ pub extern "C" fn extism_plugin_call_with_host_context(
 /// The last call's error, or NULL if it succeeded (or for NULL / re-entrant use). Owned by
 /// the plugin; the same pointer until the next call or `extism_plugin_free`.
 #[no_mangle]
-pub extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *const c_char {
+pub unsafe extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *const c_char {
     guard(
         |_| std::ptr::null(),
         || {
             // SAFETY: NULL or a live plugin.
-            let held = unsafe { plugin_ref(plugin) }.and_then(|p| p.lock("extism_plugin_error"));
+            let held = unsafe { plugin.as_ref() }.and_then(|p| p.lock("extism_plugin_error"));
             held.and_then(|h| h.error.as_ref().map(|e| e.as_ptr()))
                 .unwrap_or(std::ptr::null())
         },
@@ -406,19 +376,19 @@ pub extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *const c_cha
 
 /// Deprecated name of `extism_plugin_error`.
 #[no_mangle]
-pub extern "C" fn extism_error(plugin: *mut ExtismPlugin) -> *const c_char {
-    extism_plugin_error(plugin)
+pub unsafe extern "C" fn extism_error(plugin: *mut ExtismPlugin) -> *const c_char {
+    unsafe { extism_plugin_error(plugin) }
 }
 
 /// Length of the last call's output; 0 for NULL / re-entrant use.
 #[no_mangle]
-pub extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) -> ExtismSize {
+pub unsafe extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) -> ExtismSize {
     guard(
         |_| 0,
         || {
             // SAFETY: NULL or a live plugin.
             let held =
-                unsafe { plugin_ref(plugin) }.and_then(|p| p.lock("extism_plugin_output_length"));
+                unsafe { plugin.as_ref() }.and_then(|p| p.lock("extism_plugin_output_length"));
             held.map_or(0, |h| h.plugin.output().len() as ExtismSize)
         },
     )
@@ -427,13 +397,12 @@ pub extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) -> Exti
 /// The last call's output bytes, in kernel memory: valid until the next call, reset or free.
 /// Never NULL for a valid plugin; NULL for NULL / re-entrant use.
 #[no_mangle]
-pub extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) -> *const u8 {
+pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) -> *const u8 {
     guard(
         |_| std::ptr::null(),
         || {
             // SAFETY: NULL or a live plugin.
-            let held =
-                unsafe { plugin_ref(plugin) }.and_then(|p| p.lock("extism_plugin_output_data"));
+            let held = unsafe { plugin.as_ref() }.and_then(|p| p.lock("extism_plugin_output_data"));
             held.map_or(std::ptr::null(), |h| h.plugin.output_ptr())
         },
     )
@@ -442,11 +411,11 @@ pub extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) -> *const
 /// The 16 bytes of the plugin's UUID v4; owned by the plugin, constant for its life. NULL for
 /// NULL.
 #[no_mangle]
-pub extern "C" fn extism_plugin_id(plugin: *mut ExtismPlugin) -> *const u8 {
+pub unsafe extern "C" fn extism_plugin_id(plugin: *mut ExtismPlugin) -> *const u8 {
     // SAFETY: NULL or a live plugin.
     guard(
         |_| std::ptr::null(),
-        || unsafe { plugin_ref(plugin) }.map_or(std::ptr::null(), |p| p.id.as_ptr()),
+        || unsafe { plugin.as_ref() }.map_or(std::ptr::null(), |p| p.id.as_ptr()),
     )
 }
 
@@ -454,7 +423,7 @@ pub extern "C" fn extism_plugin_id(plugin: *mut ExtismPlugin) -> *const u8 {
 /// `false`, changing nothing, for NULL arguments, invalid JSON, other value types, or
 /// re-entrant use.
 #[no_mangle]
-pub extern "C" fn extism_plugin_config(
+pub unsafe extern "C" fn extism_plugin_config(
     plugin: *mut ExtismPlugin,
     json: *const u8,
     json_size: ExtismSize,
@@ -463,7 +432,7 @@ pub extern "C" fn extism_plugin_config(
         |_| false,
         || {
             // SAFETY: NULL or a live plugin, and NULL or `json_size` readable bytes.
-            let (Some(p), Ok(json)) = (unsafe { plugin_ref(plugin) }, unsafe {
+            let (Some(p), Ok(json)) = (unsafe { plugin.as_ref() }, unsafe {
                 c_slice(json, json_size, "json")
             }) else {
                 return false;
@@ -499,7 +468,7 @@ pub extern "C" fn extism_plugin_config(
 /// True if the main module exports `func_name` as `() -> ()` or `() -> i32`. Runs no wasm and
 /// takes no lock.
 #[no_mangle]
-pub extern "C" fn extism_plugin_function_exists(
+pub unsafe extern "C" fn extism_plugin_function_exists(
     plugin: *mut ExtismPlugin,
     func_name: *const c_char,
 ) -> bool {
@@ -507,7 +476,7 @@ pub extern "C" fn extism_plugin_function_exists(
         |_| false,
         || {
             // SAFETY: NULL or a live plugin and a NUL-terminated string.
-            match (unsafe { plugin_ref(plugin) }, unsafe {
+            match (unsafe { plugin.as_ref() }, unsafe {
                 c_str(func_name, "func_name")
             }) {
                 (Some(p), Ok(name)) => p.compiled.function_exists(name),
@@ -521,12 +490,12 @@ pub extern "C" fn extism_plugin_function_exists(
 /// the instance are kept); the output is empty afterwards. `false` if the reset failed, for
 /// NULL, or for re-entrant use.
 #[no_mangle]
-pub extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
+pub unsafe extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
     guard(
         |_| false,
         || {
             // SAFETY: NULL or a live plugin.
-            let held = unsafe { plugin_ref(plugin) }.and_then(|p| p.lock("extism_plugin_reset"));
+            let held = unsafe { plugin.as_ref() }.and_then(|p| p.lock("extism_plugin_reset"));
             held.is_some_and(|mut h| h.plugin.reset().is_ok())
         },
     )
@@ -535,12 +504,12 @@ pub extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
 /// Makes `http_headers` return the latest response's headers for this plugin, for good.
 /// No-op for NULL or re-entrant use.
 #[no_mangle]
-pub extern "C" fn extism_plugin_allow_http_response_headers(plugin: *mut ExtismPlugin) {
+pub unsafe extern "C" fn extism_plugin_allow_http_response_headers(plugin: *mut ExtismPlugin) {
     guard(
         |_| (),
         || {
             // SAFETY: NULL or a live plugin.
-            if let Some(mut held) = unsafe { plugin_ref(plugin) }
+            if let Some(mut held) = unsafe { plugin.as_ref() }
                 .and_then(|p| p.lock("extism_plugin_allow_http_response_headers"))
             {
                 held.plugin.allow_http_response_headers();
