@@ -44,7 +44,7 @@ pub use current_plugin::{CurrentPlugin, MemoryHandle};
 pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
 pub use limits::OutOfMemory;
 pub use manifest::{Manifest, MemoryOptions, Wasm, WasmMetadata};
-pub use plugin::Plugin;
+pub use plugin::{GuestError, Plugin};
 pub use uuid::Uuid;
 
 /// This library's version.

@@ -21,6 +21,27 @@ use crate::{
     timer::Deadline,
 };
 
+/// The message a guest set with `error_set`, byte for byte (`Display` shows it as UTF-8 with
+/// invalid sequences replaced; the C API hands out the exact bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestError {
+    bytes: Vec<u8>,
+}
+
+impl GuestError {
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Display for GuestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+impl std::error::Error for GuestError {}
+
 /// A callable export of the main module.
 #[derive(Clone)]
 enum Export {
@@ -347,7 +368,7 @@ impl Plugin {
         let err = match result {
             Ok(rc) => {
                 return match guest_error {
-                    Some(msg) => Err((anyhow!(msg), rc)),
+                    Some(msg) => Err((anyhow::Error::new(msg), rc)),
                     None => Ok(rc),
                 }
             }
@@ -360,13 +381,13 @@ impl Plugin {
             let code = exit.0;
             return match (code, guest_error) {
                 (0, None) => Ok(0),
-                (0, Some(msg)) => Err((anyhow!(msg), -1)),
-                (_, Some(msg)) => Err((anyhow!(msg), code)),
+                (0, Some(msg)) => Err((anyhow::Error::new(msg), -1)),
+                (_, Some(msg)) => Err((anyhow::Error::new(msg), code)),
                 (_, None) => Err((anyhow!("Exited with i32 exit status {code}"), code)),
             };
         }
         if let Some(msg) = guest_error {
-            return Err((anyhow!(msg), -1));
+            return Err((anyhow::Error::new(msg), -1));
         }
         if let Some(wasmtime::Trap::OutOfFuel) = find::<wasmtime::Trap>(&err) {
             return Err((anyhow!("plugin ran out of fuel"), -1));
@@ -382,7 +403,7 @@ impl Plugin {
 
     /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
     /// the slot holds something that is not a live block (upstream's behaviour).
-    fn guest_error(&mut self) -> Option<String> {
+    fn guest_error(&mut self) -> Option<GuestError> {
         let handle = self.kernel.error_get(&mut self.store).ok()?;
         if handle == 0 {
             return None;
@@ -393,7 +414,7 @@ impl Plugin {
             .ok()
             .flatten()
             .unwrap_or_default();
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        Some(GuestError { bytes: bytes.to_vec() })
     }
 
     fn refuel_for_host(&mut self) -> Result<()> {

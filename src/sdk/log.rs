@@ -69,7 +69,8 @@ where
         .with_writer(writer)
         .with_ansi(ansi)
         .finish();
-    *installed = tracing::subscriber::set_global_default(subscriber).is_ok();
+    // `try_init` also forwards `log` records (wasmtime and cranelift use `log`) to the sink.
+    *installed = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber).is_ok();
     *installed
 }
 

@@ -97,8 +97,8 @@ pub(crate) unsafe fn c_slice<'a, T>(
 }
 
 /// A C string holding `text` up to its first NUL (what a C reader would see anyway).
-pub(crate) fn to_cstring(text: String) -> CString {
-    let mut bytes = text.into_bytes();
+pub(crate) fn to_cstring(text: impl Into<Vec<u8>>) -> CString {
+    let mut bytes = text.into();
     if let Some(nul) = bytes.iter().position(|&b| b == 0) {
         bytes.truncate(nul);
     }

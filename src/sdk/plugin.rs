@@ -145,7 +145,11 @@ impl ExtismPlugin {
         match outcome {
             Ok(rc) => rc,
             Err((e, rc)) => {
-                held.error = Some(to_cstring(format!("{e:#}")));
+                // The guest's own message is handed out byte for byte, as upstream does.
+                held.error = Some(match e.downcast_ref::<crate::GuestError>() {
+                    Some(guest) => to_cstring(guest.bytes()),
+                    None => to_cstring(format!("{e:#}")),
+                });
                 rc
             }
         }

@@ -21,6 +21,7 @@
   (data (i32.const 0) "guest failure")      ;; 13 bytes at 0
   (data (i32.const 16) "key")               ;; 3 bytes at 16
   (data (i32.const 32) "total")             ;; 5 bytes at 32
+  (data (i32.const 48) "\ffbad")             ;; 4 bytes at 48, not UTF-8
 
   ;; copies len bytes at ptr of this module's memory into a new kernel block
   (func $block (param $ptr i32) (param $len i32) (result i64)
@@ -73,6 +74,10 @@
   (func (export "error_not_block") (result i32)
     (call $error_set (i64.add (call $alloc (i64.const 64)) (i64.const 16)))
     (i32.const 3))
+  ;; an error message that is not UTF-8
+  (func (export "error_bytes") (result i32)
+    (call $error_set (call $block (i32.const 48) (i32.const 4)))
+    (i32.const 1))
   (func (export "error_then_trap") (result i32)
     (call $error_set (call $block (i32.const 0) (i32.const 13)))
     unreachable)
