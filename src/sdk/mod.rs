@@ -49,11 +49,7 @@ pub(crate) fn guard<T>(on_panic: impl FnOnce(&str) -> T, f: impl FnOnce() -> T) 
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("unknown panic");
+            let message = crate::function::panic_message(&*payload);
             tracing::error!(target: "extism::sdk", "panic in the C API: {message}");
             on_panic(message)
         }
