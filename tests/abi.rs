@@ -277,7 +277,9 @@ fn huge_kernel_allocations_fail_cleanly_without_a_limit() {
 #[test]
 fn guest_error_messages_keep_their_exact_bytes() {
     let mut p = abi();
-    let (err, rc) = p.call_get_error_code::<_, &[u8]>("error_bytes", "").unwrap_err();
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("error_bytes", "")
+        .unwrap_err();
     assert_eq!(rc, 1);
     let guest = err.downcast_ref::<extism::GuestError>().unwrap();
     assert_eq!(guest.bytes(), b"\xffbad");

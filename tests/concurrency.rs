@@ -17,7 +17,10 @@ use common::pdk;
 use extism::{Interrupted, Manifest, Plugin, PluginBuilder, Wasm};
 
 fn calls() -> u64 {
-    std::env::var("EXTISM_STRESS_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(500)
+    std::env::var("EXTISM_STRESS_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
 }
 
 #[test]
@@ -60,7 +63,10 @@ fn random_cancels_under_load_only_hit_their_target() {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    assert_eq!(p.call::<_, String>("count_calls", "").unwrap(), n.to_string());
+                    assert_eq!(
+                        p.call::<_, String>("count_calls", "").unwrap(),
+                        n.to_string()
+                    );
                 }
                 n
             })
@@ -80,7 +86,10 @@ fn random_cancels_under_load_only_hit_their_target() {
             handle.cancel().unwrap();
         });
         let err = target.call::<_, ()>("loop_forever", "").unwrap_err();
-        assert_eq!(err.downcast_ref::<Interrupted>(), Some(&Interrupted::Cancelled));
+        assert_eq!(
+            err.downcast_ref::<Interrupted>(),
+            Some(&Interrupted::Cancelled)
+        );
         canceller.join().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
@@ -104,7 +113,10 @@ fn timeouts_under_load_return_within_twice_their_limit() {
                     .map(|_| {
                         let start = Instant::now();
                         let err = p.call::<_, ()>("loop_forever", "").unwrap_err();
-                        assert_eq!(err.downcast_ref::<Interrupted>(), Some(&Interrupted::Timeout));
+                        assert_eq!(
+                            err.downcast_ref::<Interrupted>(),
+                            Some(&Interrupted::Timeout)
+                        );
                         start.elapsed()
                     })
                     .max()

@@ -62,14 +62,27 @@ fn memory_bomb_without_a_limit_ends_when_memory_is_exhausted() {
 
 #[test]
 fn panicking_host_functions_fail_the_call_only() {
-    let f = Function::new("host_reflect", [PTR], [PTR], UserData::new(()), |_, _, _, _| -> anyhow::Result<()> {
-        panic!("bug in the host function")
-    });
-    let ctx = Function::new("host_context", [], [PTR], UserData::new(()), |_, _, _, _| Ok(()));
+    let f = Function::new(
+        "host_reflect",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |_, _, _, _| -> anyhow::Result<()> { panic!("bug in the host function") },
+    );
+    let ctx = Function::new(
+        "host_context",
+        [],
+        [PTR],
+        UserData::new(()),
+        |_, _, _, _| Ok(()),
+    );
     let mut p = Plugin::new(pdk("host_fns"), [f, ctx], false).unwrap();
-    let (err, rc) = p.call_get_error_code::<_, &[u8]>("roundtrip", "x").unwrap_err();
+    let (err, rc) = p
+        .call_get_error_code::<_, &[u8]>("roundtrip", "x")
+        .unwrap_err();
     assert_eq!(rc, -1);
-    assert!(format!("{err:#}").contains("host function `host_reflect` panicked: bug in the host function"));
+    assert!(format!("{err:#}")
+        .contains("host function `host_reflect` panicked: bug in the host function"));
     assert_eq!(p.call::<_, String>("read_context", "").unwrap(), "");
 }
 
@@ -78,10 +91,16 @@ fn forged_log_handles_trap_only_when_the_level_is_enabled() {
     let mut p = hostile(None);
     // no subscriber: logging is off and the message is never read
     assert_eq!(outcome(&mut p, "log_forged"), (0, String::new()));
-    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::ERROR).with_writer(std::io::sink).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::ERROR)
+        .with_writer(std::io::sink)
+        .finish();
     tracing::subscriber::with_default(subscriber, || {
         let (rc, msg) = outcome(&mut p, "log_forged");
         assert_eq!(rc, -1);
-        assert!(msg.contains("invalid handle offset for log message"), "{msg}");
+        assert!(
+            msg.contains("invalid handle offset for log message"),
+            "{msg}"
+        );
     });
 }

@@ -363,14 +363,20 @@ fn host_functions_in_any_namespace_with_every_value_type() {
             (call $output_set (local.get $h) (i64.const 8))
             (i32.const 0)))"#;
     use extism::ValType::{F32, F64, I32, I64};
-    let mix = Function::new("mix", [I32, I64, F32, F64], [F64], UserData::new(()), |_, inputs, outputs, _| {
-        let sum = inputs[0].unwrap_i32() as f64
-            + inputs[1].unwrap_i64() as f64
-            + inputs[2].unwrap_f32() as f64
-            + inputs[3].unwrap_f64();
-        outputs[0] = Val::F64(sum.to_bits());
-        Ok(())
-    })
+    let mix = Function::new(
+        "mix",
+        [I32, I64, F32, F64],
+        [F64],
+        UserData::new(()),
+        |_, inputs, outputs, _| {
+            let sum = inputs[0].unwrap_i32() as f64
+                + inputs[1].unwrap_i64() as f64
+                + inputs[2].unwrap_f32() as f64
+                + inputs[3].unwrap_f64();
+            outputs[0] = Val::F64(sum.to_bits());
+            Ok(())
+        },
+    )
     .with_namespace("my:ns");
     let mut p = Plugin::new(wasm, [mix], false).unwrap();
     let out: Vec<u8> = p.call("run", "").unwrap();
