@@ -12,6 +12,8 @@
 ;;      +4  flags | size in granules (flags: ALLOC, FSTART = free block start, FEND = free block end)
 ;;      +8  ALLOC: requested byte length          FSTART: next block of the circular free list
 ;;      +12 ALLOC: 0                              FSTART: previous block of the free list
+;;  * fresh space is zero-filled when handed out, but only below $clean (bytes written since the
+;;    pages appeared); recycled blocks keep their bytes, as upstream (kernel.md §3).
 ;;  * invariants (current generation only): [DATA_START, bump) is tiled by blocks; an ALLOC
 ;;    entry exists exactly at the start of each live block, FSTART/FEND exactly at the first/last
 ;;    granule of each free block (stale tags are cleared when a block stops being free), and no
@@ -38,11 +40,17 @@
   (global $out_off (mut i64) (i64.const 0))
   (global $out_len (mut i64) (i64.const 0))
   (global $err (mut i64) (i64.const 0))
+  ;; Every byte of memory 0 at or above $clean is zero (pages are zero when they appear; the
+  ;; kernel raises the mark when it hands out fresh space and when store_* writes above it).
+  (global $clean (mut i64) (i64.const 128))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
 
   ;; ---- helpers ------------------------------------------------------------------------------
+  ;; wasmtime's compiler does not inline calls (every call also pays an epoch check), so the
+  ;; code below spells out $mem_bytes, $class, $size and $has in place; these definitions name
+  ;; what those expressions compute.
   (func $mem_bytes (result i64)
     (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
 
@@ -52,7 +60,7 @@
     ;; 16-aligned and DATA_START <= h < memory size (one unsigned compare, no overflow)
     (if (i32.or (i64.ne (i64.and (local.get $h) (i64.const 15)) (i64.const 0))
                 (i64.ge_u (i64.sub (local.get $h) (i64.const 128))
-                          (i64.sub (call $mem_bytes) (i64.const 128))))
+                          (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 128))))
       (then (return (i32.const 0))))
     (local.set $a (i32.wrap_i64 (local.get $h)))
     (if (i32.ne (i32.load $meta (local.get $a)) (global.get $gen))
@@ -81,14 +89,14 @@
   (func $free_before (param $e i32) (result i32)
     (local $t i32) (local $s i32) (local $b i32)
     (local.set $t (i32.sub (local.get $e) (i32.const 16)))
-    (if (i32.eqz (call $has (local.get $t) (i32.const 0x20000000)))
+    (if (i32.eqz (i32.and (i32.eq (i32.load $meta (local.get $t)) (global.get $gen)) (i32.ne (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x20000000)) (i32.const 0))))
       (then (return (i32.const 0))))
-    (local.set $s (call $size (local.get $t)))
+    (local.set $s (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
     (if (i32.gt_u (local.get $s) (i32.shr_u (i32.sub (local.get $e) (i32.const 128)) (i32.const 4)))
       (then (return (i32.const 0))))
     (local.set $b (i32.sub (local.get $e) (i32.shl (local.get $s) (i32.const 4))))
-    (if (result i32) (i32.and (call $has (local.get $b) (i32.const 0x40000000))
-                              (i32.eq (call $size (local.get $b)) (local.get $s)))
+    (if (result i32) (i32.and (i32.and (i32.eq (i32.load $meta (local.get $b)) (global.get $gen)) (i32.ne (i32.and (i32.load $meta offset=4 (local.get $b)) (i32.const 0x40000000)) (i32.const 0)))
+                              (i32.eq (i32.and (i32.load $meta offset=4 (local.get $b)) (i32.const 0x0fffffff)) (local.get $s)))
       (then (local.get $b))
       (else (i32.const 0))))
 
@@ -98,7 +106,7 @@
   ;; Remove free block $b of $s granules from its class list (circular, doubly linked). O(1).
   (func $unlink (param $b i32) (param $s i32)
     (local $c i32) (local $n i32) (local $p i32)
-    (local.set $c (i32.shl (call $class (local.get $s)) (i32.const 2)))
+    (local.set $c (i32.shl (i32.sub (i32.const 31) (i32.clz (local.get $s))) (i32.const 2)))
     (local.set $n (i32.load $meta offset=8 (local.get $b)))
     (if (i32.eq (local.get $n) (local.get $b))
       (then  ;; last member: the class becomes empty
@@ -125,7 +133,7 @@
         (local.set $e (i32.add (local.get $b) (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))))
         (i32.store $meta (local.get $e) (global.get $gen))
         (i32.store $meta offset=4 (local.get $e) (i32.or (local.get $s) (i32.const 0x20000000)))))
-    (local.set $c (call $class (local.get $s)))
+    (local.set $c (i32.sub (i32.const 31) (i32.clz (local.get $s))))
     (local.set $head (i32.load $meta (i32.shl (local.get $c) (i32.const 2))))
     (if (i32.eqz (local.get $head))
       (then
@@ -144,14 +152,14 @@
   ;; (good fit), then the head of the smallest non-empty class whose every block fits.
   (func $find (param $k i32) (result i32)
     (local $f i32) (local $b i32) (local $head i32) (local $i i32) (local $m i32)
-    (local.set $f (call $class (local.get $k)))
+    (local.set $f (i32.sub (i32.const 31) (i32.clz (local.get $k))))
     (if (i32.and (global.get $classes) (i32.shl (i32.const 1) (local.get $f)))
       (then
         (local.set $head (i32.load $meta (i32.shl (local.get $f) (i32.const 2))))
         (local.set $b (local.get $head))
         (local.set $i (i32.const 8))
         (loop $scan
-          (if (i32.ge_u (call $size (local.get $b)) (local.get $k))
+          (if (i32.ge_u (i32.and (i32.load $meta offset=4 (local.get $b)) (i32.const 0x0fffffff)) (local.get $k))
             (then (return (local.get $b))))
           (local.set $b (i32.load $meta offset=8 (local.get $b)))
           (local.set $i (i32.sub (local.get $i) (i32.const 1)))
@@ -163,16 +171,32 @@
       (then (i32.load $meta (i32.shl (i32.ctz (local.get $m)) (i32.const 2))))
       (else (i32.const 0))))
 
-  ;; Turn [a, a + 16k) into a live block of $n bytes, zero-filled.
+  ;; Turn [a, a + 16k) into a live block of $n bytes. Its bytes are left as they are: a recycled
+  ;; block keeps the data it held (upstream does the same; the guest can read every byte of
+  ;; memory 0 anyway). Fresh space goes through $claim_fresh.
   (func $claim (param $a i32) (param $k i32) (param $n i64) (result i64)
     (i32.store $meta (local.get $a) (global.get $gen))
     (i32.store $meta offset=4 (local.get $a) (i32.or (local.get $k) (i32.const 0x80000000)))
     (i32.store $meta offset=8 (local.get $a) (i32.wrap_i64 (local.get $n)))
     (i32.store $meta offset=12 (local.get $a) (i32.const 0))
-    ;; Fresh space may hold bytes from before a reset (reset does not zero) or guest stores
-    ;; past the bump pointer, and recycled blocks hold old data: every block starts zeroed.
-    (memory.fill $data (local.get $a) (i32.const 0) (i32.shl (local.get $k) (i32.const 4)))
     (i64.extend_i32_u (local.get $a)))
+
+  ;; Claim fresh space [a, a + 16k), zeroed: fresh space after a reset reads as zero although
+  ;; reset does not zero anything. Only the part below $clean can hold old bytes (from before a
+  ;; reset, or a guest store past the bump pointer), so only that part is filled.
+  (func $claim_fresh (param $a i32) (param $k i32) (param $n i64) (result i64)
+    (local $start i64) (local $end i64)
+    (local.set $start (i64.extend_i32_u (local.get $a)))
+    (local.set $end (i64.add (local.get $start) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
+    (if (i64.lt_u (local.get $start) (global.get $clean))
+      (then
+        (memory.fill $data (local.get $a) (i32.const 0)
+          (i32.wrap_i64 (i64.sub
+            (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean)))
+            (local.get $start))))))
+    (if (i64.gt_u (local.get $end) (global.get $clean))
+      (then (global.set $clean (local.get $end))))
+    (call $claim (local.get $a) (local.get $k) (local.get $n)))
 
   ;; ---- allocation ---------------------------------------------------------------------------
   (func (export "alloc") (param $n i64) (result i64)
@@ -184,16 +208,16 @@
     (local.set $kb (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16)))
     (local.set $k (i32.wrap_i64 (i64.shr_u (local.get $kb) (i64.const 4))))
     ;; 1. fresh space inside the current memory: released blocks wait until it runs out
-    (if (i64.le_u (i64.add (global.get $bump) (local.get $kb)) (call $mem_bytes))
+    (if (i64.le_u (i64.add (global.get $bump) (local.get $kb)) (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
       (then
         (local.set $a (i32.wrap_i64 (global.get $bump)))
         (global.set $bump (i64.add (global.get $bump) (local.get $kb)))
-        (return (call $claim (local.get $a) (local.get $k) (local.get $n)))))
+        (return (call $claim_fresh (local.get $a) (local.get $k) (local.get $n)))))
     ;; 2. a released block, split exactly; the remainder stays free
     (local.set $a (call $find (local.get $k)))
     (if (local.get $a)
       (then
-        (local.set $s (call $size (local.get $a)))
+        (local.set $s (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
         (call $unlink (local.get $a) (local.get $s))
         (if (i32.gt_u (local.get $s) (local.get $k))
           (then (call $mark_free
@@ -211,7 +235,7 @@
         (local.set $a (call $free_before (local.get $t)))
         (if (local.get $a)
           (then
-            (call $unlink (local.get $a) (call $size (local.get $a)))
+            (call $unlink (local.get $a) (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
             (call $clear (local.get $a))
             (call $clear (i32.sub (local.get $t) (i32.const 16)))
             (global.set $bump (i64.extend_i32_u (local.get $a)))))))
@@ -231,7 +255,7 @@
         (then (return (i64.const 0))))))
     (local.set $a (i32.wrap_i64 (global.get $bump)))
     (global.set $bump (local.get $end))
-    (call $claim (local.get $a) (local.get $k) (local.get $n)))
+    (call $claim_fresh (local.get $a) (local.get $k) (local.get $n)))
 
   ;; O(1). Not a live block (0, misaligned, out of range, inside a block, released, from an
   ;; earlier generation) -> no-op.
@@ -240,7 +264,7 @@
     (local $x i32)
     (local.set $a (call $live (local.get $h)))
     (if (i32.eqz (local.get $a)) (then (return)))
-    (local.set $k (call $size (local.get $a)))
+    (local.set $k (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
     ;; Releasing the block holding the input forgets the input (length AND offset).
     (if (i64.lt_u (i64.sub (global.get $in_off) (local.get $h))
                   (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4)))
@@ -253,9 +277,9 @@
     (if (i64.lt_u (local.get $r) (global.get $bump))
       (then
         (local.set $t (i32.wrap_i64 (local.get $r)))
-        (if (call $has (local.get $t) (i32.const 0x40000000))
+        (if (i32.and (i32.eq (i32.load $meta (local.get $t)) (global.get $gen)) (i32.ne (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x40000000)) (i32.const 0)))
           (then
-            (local.set $x (call $size (local.get $t)))
+            (local.set $x (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
             (call $unlink (local.get $t) (local.get $x))
             (call $clear (local.get $t))   ;; its end tag is rewritten by $mark_free below
             (local.set $s (i32.add (local.get $s) (local.get $x)))))))
@@ -265,7 +289,7 @@
         (local.set $t (call $free_before (local.get $a)))
         (if (local.get $t)
           (then
-            (local.set $x (call $size (local.get $t)))
+            (local.set $x (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
             (call $unlink (local.get $t) (local.get $x))
             (call $clear (i32.sub (local.get $a) (i32.const 16)))  ;; its end tag
             (local.set $b (local.get $t))
@@ -301,32 +325,39 @@
     (global.set $out_len (i64.const 0))
     (global.set $err (i64.const 0)))
 
-  (func (export "memory_bytes") (result i64) (call $mem_bytes))
+  (func (export "memory_bytes") (result i64) (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
 
   ;; ---- raw loads and stores: valid iff the whole access is inside memory 0 -----------------
   (func (export "load_u8") (param $p i64) (result i32)
-    (if (result i32) (i64.lt_u (local.get $p) (call $mem_bytes))
+    (if (result i32) (i64.lt_u (local.get $p) (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
       (then (i32.load8_u $data (i32.wrap_i64 (local.get $p))))
       (else (i32.const 0))))
 
   (func (export "load_u64") (param $p i64) (result i64)
-    (if (result i64) (i64.le_u (local.get $p) (i64.sub (call $mem_bytes) (i64.const 8)))
+    (if (result i64) (i64.le_u (local.get $p) (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 8)))
       (then (i64.load $data (i32.wrap_i64 (local.get $p))))
       (else (i64.const 0))))
 
+  ;; A store at or above $clean raises it (fresh space handed out later is zeroed up to it).
   (func (export "store_u8") (param $p i64) (param $v i32)
-    (if (i64.lt_u (local.get $p) (call $mem_bytes))
-      (then (i32.store8 $data (i32.wrap_i64 (local.get $p)) (local.get $v)))))
+    (if (i64.lt_u (local.get $p) (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
+      (then
+        (i32.store8 $data (i32.wrap_i64 (local.get $p)) (local.get $v))
+        (if (i64.ge_u (local.get $p) (global.get $clean))
+          (then (global.set $clean (i64.add (local.get $p) (i64.const 1))))))))
 
   (func (export "store_u64") (param $p i64) (param $v i64)
-    (if (i64.le_u (local.get $p) (i64.sub (call $mem_bytes) (i64.const 8)))
-      (then (i64.store $data (i32.wrap_i64 (local.get $p)) (local.get $v)))))
+    (if (i64.le_u (local.get $p) (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 8)))
+      (then
+        (i64.store $data (i32.wrap_i64 (local.get $p)) (local.get $v))
+        (if (i64.gt_u (i64.add (local.get $p) (i64.const 8)) (global.get $clean))
+          (then (global.set $clean (i64.add (local.get $p) (i64.const 8))))))))
 
   ;; ---- input, output, error ---------------------------------------------------------------
   ;; DATA_START <= h and h + len <= memory size, without overflow.
   (func $range_ok (param $h i64) (param $len i64) (result i32)
     (local $m i64)
-    (local.set $m (call $mem_bytes))
+    (local.set $m (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
     (i32.and (i32.and (i64.ge_u (local.get $h) (i64.const 128))
                       (i64.le_u (local.get $len) (local.get $m)))
              (i64.le_u (local.get $h) (i64.sub (local.get $m) (local.get $len)))))
@@ -362,7 +393,7 @@
   (func (export "error_set") (param $h i64)
     (if (i32.or (i64.eqz (local.get $h))
                 (i64.lt_u (i64.sub (local.get $h) (i64.const 128))
-                          (i64.sub (call $mem_bytes) (i64.const 128))))
+                          (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 128))))
       (then (global.set $err (local.get $h)))))
 
   (func (export "error_get") (result i64) (global.get $err))

@@ -202,6 +202,19 @@ fn env_import(kernel: &wasmtime::Module, name: &str, ty: &ExternType) -> Result<
         let index = kernel
             .get_export_index(name)
             .ok_or_else(|| anyhow!("the kernel does not export `{name}`"))?;
+        // Kernel functions have fixed types, so they are checked here once, not per store.
+        if let (ExternType::Func(want), Some(ExternType::Func(have))) =
+            (ty, kernel.get_export(name))
+        {
+            if !have.matches(want) {
+                bail!(
+                    "incompatible import type for `{ENV_MODULE}::{name}`: the module expects {}, \
+                     the host provides {}",
+                    describe(ty),
+                    describe(&ExternType::Func(have))
+                );
+            }
+        }
         return Ok(ImportSource::Kernel(index));
     }
     if HOST_FUNCTIONS.contains(&name) {

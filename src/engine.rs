@@ -3,8 +3,10 @@
 //! One `Engine` per distinct configuration (with or without fuel metering), created on first
 //! use and kept for the life of the process; the kernel is compiled once per engine; plugin
 //! modules are shared in-process by the SHA-256 of their bytes, so a second plugin made from
-//! the same bytes never compiles again. The cache holds modules weakly: once no compiled plugin
-//! uses a module its code is freed. This module never instantiates anything.
+//! the same bytes never compiles again. The cache holds modules weakly, plus the most recently
+//! used ones strongly (bounded by count and code size): hosts that create, call and free a plugin
+//! from the same bytes over and over compile once, and code nobody used lately is freed. This
+//! module never instantiates anything.
 
 use std::{
     collections::HashMap,
@@ -23,7 +25,14 @@ pub(crate) struct Runtime {
     /// The kernel, pre-linked (it imports nothing), ready to instantiate into any store.
     pub kernel: InstancePre<PluginState>,
     modules: Mutex<HashMap<[u8; 32], Weak<CachedModule>>>,
+    /// Recently used modules, least recent first, kept alive after their last plugin is gone.
+    recent: Mutex<Vec<Arc<CachedModule>>>,
 }
+
+/// At most this many modules are kept alive by `Runtime::recent`...
+const RECENT_MODULES: usize = 16;
+/// ... and at most this much compiled code (the last module used is always kept).
+const RECENT_CODE_BYTES: usize = 64 << 20;
 
 /// A compiled module and the hash of the bytes it was compiled from.
 pub(crate) struct CachedModule {
@@ -70,6 +79,7 @@ impl Runtime {
             engine,
             kernel,
             modules: Mutex::new(HashMap::new()),
+            recent: Mutex::new(Vec::new()),
         })
     }
 
@@ -97,18 +107,51 @@ impl Runtime {
     pub fn insert(&self, cached: CachedModule) -> Arc<CachedModule> {
         let mut map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = map.get(&cached.sha256).and_then(Weak::upgrade) {
+            drop(map);
+            self.touch(&existing);
             return existing;
         }
         map.retain(|_, weak| weak.strong_count() > 0);
         let sha256 = cached.sha256;
         let arc = Arc::new(cached);
         map.insert(sha256, Arc::downgrade(&arc));
+        drop(map);
+        self.touch(&arc);
         arc
     }
 
     pub fn lookup(&self, sha256: &[u8; 32]) -> Option<Arc<CachedModule>> {
         let map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(sha256).and_then(Weak::upgrade)
+        let found = map.get(sha256).and_then(Weak::upgrade);
+        drop(map);
+        if let Some(m) = &found {
+            self.touch(m);
+        }
+        found
+    }
+
+    /// Marks `module` as the most recently used, keeping it alive; the least recently used
+    /// beyond the bounds are released (freed once no plugin uses them).
+    fn touch(&self, module: &Arc<CachedModule>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        match recent.iter().position(|m| Arc::ptr_eq(m, module)) {
+            Some(pos) if pos + 1 == recent.len() => return,
+            Some(pos) => {
+                let m = recent.remove(pos);
+                recent.push(m);
+                return;
+            }
+            None => recent.push(module.clone()),
+        }
+        let code = |m: &Arc<CachedModule>| {
+            let image = m.module.image_range();
+            image.end as usize - image.start as usize
+        };
+        let mut total: usize = recent.iter().map(code).sum();
+        while recent.len() > 1 && (recent.len() > RECENT_MODULES || total > RECENT_CODE_BYTES) {
+            total -= code(&recent[0]);
+            recent.remove(0);
+        }
     }
 }
 

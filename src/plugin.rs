@@ -414,7 +414,9 @@ impl Plugin {
             .ok()
             .flatten()
             .unwrap_or_default();
-        Some(GuestError { bytes: bytes.to_vec() })
+        Some(GuestError {
+            bytes: bytes.to_vec(),
+        })
     }
 
     fn refuel_for_host(&mut self) -> Result<()> {
@@ -547,7 +549,17 @@ fn setup(
     }
     let main = compiled.main();
     let main_imports = resolve_imports(compiled, &mut store, &kernel, &instances, main)?;
-    for (import, ext) in main.module.module.imports().zip(&main_imports) {
+    // Kernel imports were type-checked when compiling; the others depend on the linker.
+    let linked = main
+        .module
+        .module
+        .imports()
+        .zip(&main_imports)
+        .zip(&main.imports);
+    for ((import, ext), source) in linked {
+        if matches!(source, ImportSource::Kernel(_)) {
+            continue;
+        }
         if let (wasmtime::ExternType::Func(want), Extern::Func(f)) = (import.ty(), ext) {
             let found = f.ty(&store);
             if !found.matches(&want) {

@@ -1,0 +1,690 @@
+//! Side-by-side comparison of two libextism shared libraries through the C API.
+//!
+//! ```sh
+//! scripts/bench-compare.sh            # fetches upstream, builds ours (release), runs this
+//! cargo run --release --manifest-path benches/compare/Cargo.toml -- --ours LIB --upstream LIB
+//! ```
+//!
+//! Both libraries are loaded into this process and get identical workloads on the plugins of
+//! `testdata/rust/wasm/` (built with the real extism-pdk). Every metric is sampled in rounds
+//! that alternate between the two libraries (ours first in even rounds, upstream first in odd
+//! ones), so machine noise hits both alike; the table shows each library's median and the ratio
+//! ours/upstream (below 1 means ours is faster or smaller). The 1000-live-plugins workload runs
+//! in a child process per library (this program re-executed with `live`), so resident memory
+//! is not mixed.
+
+mod capi;
+
+use std::{
+    ffi::{c_void, CStr},
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use capi::{Api, CurrentPlugin, Plugin, Val, I64};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+struct Options {
+    ours: String,
+    upstream: String,
+    rounds: usize,
+    /// Target wall time of one sample of one library.
+    sample: Duration,
+    live: usize,
+    live_rounds: usize,
+    only: Option<String>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("live") {
+        return live_child(&args[1..]);
+    }
+    let opts = parse(&args);
+    let root = &repo_root();
+    let ours = Api::load("ours", &opts.ours);
+    let upstream = Api::load("upstream", &opts.upstream);
+    eprintln!("ours:     {} ({})", opts.ours, ours.version);
+    eprintln!("upstream: {} ({})", opts.upstream, upstream.version);
+
+    // Leaked: the workloads keep them for the whole run.
+    let wasm = |name: &str| -> &'static [u8] {
+        let p = root.join("testdata/rust/wasm").join(name);
+        std::fs::read(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .leak()
+    };
+    let count_vowels = wasm("count_vowels.wasm");
+    let echo = wasm("echo.wasm");
+    let host_fns = wasm("host_fns.wasm");
+    let wasi_stdout = wasm("wasi_stdout.wasm");
+
+    let mut rows: Vec<Row> = Vec::new();
+    let want = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
+    let sides = [ours, upstream];
+
+    // ---- calls -------------------------------------------------------------------------
+    let text13 = b"Hello, world!".to_vec();
+    let text = |n: usize| -> Vec<u8> {
+        b"The quick brown fox jumps over the lazy dog. "
+            .iter()
+            .copied()
+            .cycle()
+            .take(n)
+            .collect()
+    };
+    let calls: Vec<(&str, &[u8], &CStr, Vec<u8>, Option<&str>, Option<usize>)> = vec![
+        (
+            "call latency: count_vowels_no_vars, 13 B",
+            count_vowels,
+            c"count_vowels_no_vars",
+            text13.clone(),
+            Some("≤ 0.2"),
+            None,
+        ),
+        (
+            "call latency: count_vowels (vars), 13 B",
+            count_vowels,
+            c"count_vowels",
+            text13.clone(),
+            None,
+            None,
+        ),
+        (
+            "throughput: count_vowels_no_vars, 64 KiB",
+            count_vowels,
+            c"count_vowels_no_vars",
+            text(64 * KIB),
+            Some("≤ 0.5"),
+            Some(64 * KIB),
+        ),
+        (
+            "throughput: count_vowels_no_vars, 1 MiB",
+            count_vowels,
+            c"count_vowels_no_vars",
+            text(MIB),
+            Some("≤ 0.5"),
+            Some(MIB),
+        ),
+        (
+            "throughput: echo, 1 MiB",
+            echo,
+            c"echo",
+            text(MIB),
+            Some("≤ 0.5"),
+            Some(MIB),
+        ),
+        (
+            "host function round trip, 64 KiB",
+            host_fns,
+            c"roundtrip",
+            text(64 * KIB),
+            Some("≤ 0.5"),
+            Some(64 * KIB),
+        ),
+        (
+            "host function round trip, 1 MiB",
+            host_fns,
+            c"roundtrip",
+            text(MIB),
+            Some("≤ 0.5"),
+            Some(MIB),
+        ),
+        (
+            "kernel: 10 000 alloc/free (alloc_bench)",
+            echo,
+            c"alloc_bench",
+            Vec::new(),
+            Some("≤ 0.1"),
+            None,
+        ),
+    ];
+    for (name, wasm, func, input, target, bytes) in calls {
+        if !want(name) {
+            continue;
+        }
+        let host_fns_needed = func == c"roundtrip";
+        let mut runs: Vec<Box<dyn FnMut(u64) -> Duration>> = Vec::new();
+        let mut outputs = Vec::new();
+        for api in sides {
+            let functions = if host_fns_needed {
+                host_functions(api)
+            } else {
+                Vec::new()
+            };
+            let plugin = api.plugin_new(wasm, &functions, false);
+            api.call(plugin, func, &input);
+            outputs.push(api.output(plugin));
+            let input = input.clone();
+            runs.push(Box::new(move |n| {
+                let start = Instant::now();
+                for _ in 0..n {
+                    api.call(plugin, func, &input);
+                }
+                start.elapsed()
+            }));
+        }
+        assert_eq!(
+            outputs[0], outputs[1],
+            "{name}: the libraries disagree on the output"
+        );
+        if func == c"echo" || func == c"roundtrip" {
+            assert_eq!(outputs[0], input, "{name}: output is not the input");
+        }
+        rows.push(measure(name, &opts, runs, Unit::Time, target, bytes));
+    }
+
+    // ---- plugin creation ---------------------------------------------------------------
+    let creations: Vec<(&str, &[u8], bool, Option<&str>)> = vec![
+        (
+            "new plugin from the same bytes again (count_vowels)",
+            count_vowels,
+            false,
+            Some("≤ 0.1"),
+        ),
+        (
+            "new plugin from the same bytes again, WASI (wasi_stdout)",
+            wasi_stdout,
+            true,
+            None,
+        ),
+    ];
+    for (name, wasm, wasi, target) in creations {
+        if !want(name) {
+            continue;
+        }
+        let runs = sides
+            .map(|api| {
+                api.plugin_free(api.plugin_new(wasm, &[], wasi)); // the first time compiles
+                Box::new(move |n: u64| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..n {
+                        let start = Instant::now();
+                        let p = api.plugin_new(wasm, &[], wasi);
+                        total += start.elapsed();
+                        api.plugin_free(p);
+                    }
+                    total
+                }) as Box<dyn FnMut(u64) -> Duration>
+            })
+            .into_iter()
+            .collect();
+        rows.push(measure(name, &opts, runs, Unit::Time, target, None));
+    }
+    let from_compiled = [
+        ("new plugin from a compiled plugin", false, Some("≤ 0.2")),
+        (
+            "new plugin from a compiled plugin + first call (13 B)",
+            true,
+            None,
+        ),
+    ];
+    for (name, first_call, target) in from_compiled {
+        if !want(name) {
+            continue;
+        }
+        if !sides.iter().all(|a| a.has_compiled()) {
+            eprintln!("skipped: {name} (a library lacks extism_compiled_plugin_new)");
+            continue;
+        }
+        let runs = sides
+            .map(|api| {
+                let compiled = api.compiled_new(count_vowels, false);
+                let input = text13.clone();
+                Box::new(move |n: u64| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..n {
+                        let start = Instant::now();
+                        let p = api.plugin_from_compiled(compiled);
+                        if first_call {
+                            api.call(p, c"count_vowels_no_vars", &input);
+                        }
+                        total += start.elapsed();
+                        api.plugin_free(p);
+                    }
+                    total
+                }) as Box<dyn FnMut(u64) -> Duration>
+            })
+            .into_iter()
+            .collect();
+        rows.push(measure(name, &opts, runs, Unit::Time, target, None));
+    }
+
+    // ---- 1000 live plugins, one child process per library and round ---------------------
+    if want("live") {
+        rows.extend(live_rows(&opts));
+    }
+
+    print_table(&rows, ours, upstream, &opts);
+}
+
+/// The extism-run checkout this harness lives in (benches/compare/..).
+fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    here.canonicalize().unwrap_or(here)
+}
+
+fn parse(args: &[String]) -> Options {
+    let root = &repo_root();
+    let mut opts = Options {
+        ours: root
+            .join("target/release/libextism.so")
+            .display()
+            .to_string(),
+        upstream: find_upstream(root).unwrap_or_default(),
+        rounds: 15,
+        sample: Duration::from_millis(40),
+        live: 1000,
+        live_rounds: 3,
+        only: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| panic!("{a} needs a value"))
+                .clone()
+        };
+        match a.as_str() {
+            "--ours" => opts.ours = value(),
+            "--upstream" => opts.upstream = value(),
+            "--rounds" => opts.rounds = value().parse().expect("--rounds N"),
+            "--sample-ms" => {
+                opts.sample = Duration::from_millis(value().parse().expect("--sample-ms N"))
+            }
+            "--live" => opts.live = value().parse().expect("--live N"),
+            "--live-rounds" => opts.live_rounds = value().parse().expect("--live-rounds N"),
+            "--only" => opts.only = Some(value()),
+            "-h" | "--help" => {
+                eprintln!(
+                    "usage: compare [--ours LIB] [--upstream LIB] [--rounds N] [--sample-ms MS] \
+                     [--live N] [--live-rounds N] [--only SUBSTRING]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    assert!(
+        !opts.upstream.is_empty(),
+        "no upstream library: run scripts/fetch-upstream.sh or pass --upstream PATH"
+    );
+    opts
+}
+
+/// `target/upstream/extism-sys-*/unpacked/extism_sys/libextism_sys.so`, as fetched by
+/// scripts/fetch-upstream.sh.
+fn find_upstream(root: &Path) -> Option<String> {
+    let dir = root.join("target/upstream");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("unpacked/extism_sys/libextism_sys.so"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().map(|p| p.display().to_string())
+}
+
+// ---- host functions of host_fns.wasm ---------------------------------------------------------
+
+/// `host_reflect (i64) -> i64`: a new block holding a copy of the argument block.
+unsafe extern "C" fn host_reflect(
+    plugin: CurrentPlugin,
+    inputs: *const Val,
+    _n_inputs: u64,
+    outputs: *mut Val,
+    _n_outputs: u64,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is the leaked Api of the library calling us; one input, one output.
+    unsafe {
+        let api = &*(data as *const Api);
+        let handle = (*inputs).v as u64;
+        let len = (api.cp_length)(plugin, handle);
+        let out = (api.cp_alloc)(plugin, len);
+        if out != 0 {
+            // The base is read after allocating: allocation may move kernel memory.
+            let base = (api.cp_memory)(plugin);
+            std::ptr::copy_nonoverlapping(
+                base.add(handle as usize),
+                base.add(out as usize),
+                len as usize,
+            );
+        }
+        (*outputs).v = out as i64;
+    }
+}
+
+/// `host_context () -> i64`: no context here, so the null handle.
+unsafe extern "C" fn host_context(
+    _plugin: CurrentPlugin,
+    _inputs: *const Val,
+    _n_inputs: u64,
+    outputs: *mut Val,
+    _n_outputs: u64,
+    _data: *mut c_void,
+) {
+    // SAFETY: one output.
+    unsafe { (*outputs).v = 0 };
+}
+
+fn host_functions(api: &'static Api) -> Vec<capi::Function> {
+    vec![
+        api.function("host_reflect", &[I64], &[I64], host_reflect),
+        api.function("host_context", &[], &[I64], host_context),
+    ]
+}
+
+// ---- measuring -------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Time,
+    Bytes,
+}
+
+struct Row {
+    name: String,
+    unit: Unit,
+    /// Medians: ours, upstream (seconds or bytes).
+    ours: f64,
+    upstream: f64,
+    target: Option<String>,
+    /// Bytes processed per operation, for a throughput figure.
+    bytes: Option<usize>,
+}
+
+/// Samples two workloads (ours, upstream) in alternating rounds; each closure runs `n`
+/// operations and returns the time they took.
+fn measure(
+    name: &str,
+    opts: &Options,
+    mut runs: Vec<Box<dyn FnMut(u64) -> Duration>>,
+    unit: Unit,
+    target: Option<&str>,
+    bytes: Option<usize>,
+) -> Row {
+    // Warm up, then size the batch so the slower library's sample takes about `opts.sample`.
+    let mut per_op = [0f64; 2];
+    for (i, run) in runs.iter_mut().enumerate() {
+        run(1);
+        let mut n = 1u64;
+        loop {
+            let t = run(n);
+            if t >= Duration::from_millis(5) || n >= 1 << 20 {
+                per_op[i] = t.as_secs_f64() / n as f64;
+                break;
+            }
+            n *= 4;
+        }
+    }
+    let slow = per_op[0].max(per_op[1]);
+    let n = ((opts.sample.as_secs_f64() / slow) as u64).max(1);
+    let mut samples = [Vec::new(), Vec::new()];
+    for round in 0..opts.rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            samples[i].push(runs[i](n).as_secs_f64() / n as f64);
+        }
+    }
+    let row = Row {
+        name: name.to_string(),
+        unit,
+        ours: median(&mut samples[0]),
+        upstream: median(&mut samples[1]),
+        target: target.map(str::to_string),
+        bytes,
+    };
+    eprintln!(
+        "{name}: upstream {} ours {} ({} ops per sample, {} rounds)",
+        fmt_value(row.upstream, unit),
+        fmt_value(row.ours, unit),
+        n,
+        opts.rounds
+    );
+    row
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// ---- live plugins ----------------------------------------------------------------------------
+
+/// What one child reports.
+struct Live {
+    create_s: f64,
+    rss_per_plugin: f64,
+    rss_held: f64,
+}
+
+fn live_rows(opts: &Options) -> Vec<Row> {
+    let exe = std::env::current_exe().expect("current_exe");
+    let libs = [&opts.ours, &opts.upstream];
+    let mut results: [Vec<Live>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..opts.live_rounds {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let out = Command::new(&exe)
+                .args(["live", libs[i], &opts.live.to_string()])
+                .output()
+                .expect("running the live child");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "live child for {} failed: {}{}",
+                libs[i],
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let field = |key: &str| -> f64 {
+                stdout
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+                    .unwrap_or_else(|| panic!("live child printed no {key}: {stdout}"))
+            };
+            results[i].push(Live {
+                create_s: field("create_s"),
+                rss_per_plugin: field("rss_per_plugin"),
+                rss_held: field("rss_held"),
+            });
+            eprintln!("live {}: {}", ["ours", "upstream"][i], stdout.trim());
+        }
+    }
+    let n = opts.live;
+    let med =
+        |i: usize, f: fn(&Live) -> f64| median(&mut results[i].iter().map(f).collect::<Vec<_>>());
+    vec![
+        Row {
+            name: format!("{n} live plugins: create from compiled + first call, per plugin"),
+            unit: Unit::Time,
+            ours: med(0, |l| l.create_s) / n as f64,
+            upstream: med(1, |l| l.create_s) / n as f64,
+            target: None,
+            bytes: None,
+        },
+        Row {
+            name: format!("{n} live plugins: RSS per plugin"),
+            unit: Unit::Bytes,
+            ours: med(0, |l| l.rss_per_plugin),
+            upstream: med(1, |l| l.rss_per_plugin),
+            target: Some("≤ 0.5".into()),
+            bytes: None,
+        },
+        Row {
+            name: format!("{n} live plugins: memory still held after freeing them"),
+            unit: Unit::Bytes,
+            ours: med(0, |l| l.rss_held),
+            upstream: med(1, |l| l.rss_held),
+            target: Some("≤ 8 MiB".into()),
+            bytes: None,
+        },
+    ]
+}
+
+fn rss_bytes() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc_page_size() } as f64
+}
+
+unsafe extern "C" {
+    fn sysconf(name: i32) -> i64;
+}
+
+/// `sysconf(_SC_PAGESIZE)` (30 on Linux).
+unsafe fn libc_page_size() -> i64 {
+    unsafe { sysconf(30) }
+}
+
+/// `live LIB N`: compiles count_vowels once, then creates N plugins from it and calls each
+/// once (so every plugin is fully instantiated), then frees them all. Prints the creation
+/// time and resident memory per plugin and still held after freeing.
+fn live_child(args: &[String]) {
+    let lib: &str = Box::leak(args[0].clone().into_boxed_str());
+    let n: usize = args[1].parse().expect("count");
+    let root = &repo_root();
+    let wasm = std::fs::read(root.join("testdata/rust/wasm/count_vowels.wasm")).unwrap();
+    let api = Api::load("lib", lib);
+    let input = b"Hello, world!";
+    let t = Instant::now();
+    let compiled = api.compiled_new(&wasm, false);
+    let compile_s = t.elapsed().as_secs_f64();
+    let warm = api.plugin_from_compiled(compiled);
+    api.call(warm, c"count_vowels_no_vars", input);
+    api.plugin_free(warm);
+
+    let before = rss_bytes();
+    let start = Instant::now();
+    let plugins: Vec<Plugin> = (0..n)
+        .map(|_| {
+            let p = api.plugin_from_compiled(compiled);
+            api.call(p, c"count_vowels_no_vars", input);
+            p
+        })
+        .collect();
+    let create = start.elapsed();
+    let live = rss_bytes();
+    for p in plugins {
+        api.plugin_free(p);
+    }
+    let after = rss_bytes();
+    if std::env::var_os("COMPARE_SMAPS").is_some() {
+        dump_smaps();
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim has no preconditions.
+        unsafe { malloc_trim(0) };
+        eprintln!("after malloc_trim: held {}", rss_bytes() - before);
+    }
+    api.compiled_free(compiled);
+    println!(
+        "compile_s={compile_s} create_s={} rss_per_plugin={} rss_held={} rss_before={before} rss_live={live} rss_after={after}",
+        create.as_secs_f64(),
+        (live - before) / n as f64,
+        after - before,
+    );
+}
+
+/// Debugging aid: the mappings holding the most resident memory (COMPARE_SMAPS=1).
+fn dump_smaps() {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut cur = String::new();
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("Rss:") {
+            let kb: u64 = kb
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            rows.push((kb, cur.clone()));
+        } else if line.contains('-') && !line.contains(':')
+            || line.split_whitespace().count() >= 5
+                && line.chars().next().is_some_and(|c| c.is_ascii_hexdigit())
+                && line.contains('-')
+        {
+            cur = line.to_string();
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    for (kb, m) in rows.iter().take(12) {
+        eprintln!("{kb:>8} kB  {m}");
+    }
+}
+
+// ---- output ------------------------------------------------------------------------------------
+
+fn fmt_value(v: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Time if v >= 1.0 => format!("{v:.2} s"),
+        Unit::Time if v >= 1e-3 => format!("{:.2} ms", v * 1e3),
+        Unit::Time if v >= 1e-6 => format!("{:.2} µs", v * 1e6),
+        Unit::Time => format!("{:.0} ns", v * 1e9),
+        Unit::Bytes if v.abs() >= MIB as f64 => format!("{:.1} MiB", v / MIB as f64),
+        Unit::Bytes if v.abs() >= KIB as f64 => format!("{:.1} KiB", v / KIB as f64),
+        Unit::Bytes => format!("{v:.0} B"),
+    }
+}
+
+fn met(row: &Row) -> &'static str {
+    let Some(t) = &row.target else { return "" };
+    let ok = if let Some(limit) = t.strip_prefix("≤ ").and_then(|s| s.strip_suffix(" MiB")) {
+        row.ours <= limit.parse::<f64>().unwrap() * MIB as f64
+    } else if let Some(limit) = t.strip_prefix("≤ ") {
+        row.ours / row.upstream <= limit.parse::<f64>().unwrap()
+    } else {
+        return "";
+    };
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+fn print_table(rows: &[Row], ours: &Api, upstream: &Api, opts: &Options) {
+    let with_rate = |v: f64, row: &Row| match row.bytes {
+        Some(b) => format!(
+            "{} ({:.0} MiB/s)",
+            fmt_value(v, row.unit),
+            b as f64 / v / MIB as f64
+        ),
+        None => fmt_value(v, row.unit),
+    };
+    println!();
+    println!(
+        "upstream: libextism_sys {} · ours: extism-run {} · medians of {} alternating rounds",
+        upstream.version, ours.version, opts.rounds
+    );
+    println!();
+    println!("| metric | upstream | ours | ours / upstream | target | met |");
+    println!("|---|---:|---:|---:|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {:.3} | {} | {} |",
+            row.name,
+            with_rate(row.upstream, row),
+            with_rate(row.ours, row),
+            row.ours / row.upstream,
+            row.target.as_deref().unwrap_or(""),
+            met(row)
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Criterion benchmarks of the Rust API, on the same workloads as `benches/compare` (which
+//! compares the C library with upstream's): `cargo bench --bench runtime [FILTER]`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use extism::{CompiledPlugin, Function, Plugin, PluginBuilder, UserData, PTR};
+
+fn wasm(name: &str) -> Vec<u8> {
+    let path = format!("{}/testdata/rust/wasm/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn text(n: usize) -> Vec<u8> {
+    b"The quick brown fox jumps over the lazy dog. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+/// `host_reflect` returns a copy of its argument block; `host_context` returns 0.
+fn host_functions() -> Vec<Function> {
+    vec![
+        Function::new(
+            "host_reflect",
+            [PTR],
+            [PTR],
+            UserData::new(()),
+            |plugin, inputs, outputs, _| {
+                let bytes: Vec<u8> = plugin.memory_get_val(&inputs[0])?;
+                plugin.memory_set_val(&mut outputs[0], bytes)
+            },
+        ),
+        Function::new(
+            "host_context",
+            [],
+            [PTR],
+            UserData::new(()),
+            |_, _, outputs, _| {
+                outputs[0] = extism::Val::I64(0);
+                Ok(())
+            },
+        ),
+    ]
+}
+
+fn calls(c: &mut Criterion) {
+    let count_vowels = wasm("count_vowels.wasm");
+    let echo = wasm("echo.wasm");
+    let host_fns = wasm("host_fns.wasm");
+
+    let mut g = c.benchmark_group("call");
+    let mut plugin = Plugin::new(&count_vowels, [], false).unwrap();
+    for export in ["count_vowels_no_vars", "count_vowels"] {
+        g.bench_function(BenchmarkId::new(export, "13 B"), |b| {
+            b.iter(|| {
+                let out: &[u8] = plugin.call(export, black_box("Hello, world!")).unwrap();
+                black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("throughput");
+    for (label, size) in [("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
+        let input = text(size);
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(
+            BenchmarkId::new("count_vowels_no_vars", label),
+            &input,
+            |b, i| {
+                b.iter(|| {
+                    plugin
+                        .call::<&[u8], &[u8]>("count_vowels_no_vars", i)
+                        .unwrap()
+                        .len()
+                })
+            },
+        );
+    }
+    let mut echo_plugin = Plugin::new(&echo, [], false).unwrap();
+    let input = text(1 << 20);
+    g.throughput(Throughput::Bytes(input.len() as u64));
+    g.bench_with_input(BenchmarkId::new("echo", "1 MiB"), &input, |b, i| {
+        b.iter(|| echo_plugin.call::<&[u8], &[u8]>("echo", i).unwrap().len())
+    });
+    let mut host_plugin = Plugin::new(&host_fns, host_functions(), false).unwrap();
+    for (label, size) in [("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
+        let input = text(size);
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("host_roundtrip", label), &input, |b, i| {
+            b.iter(|| {
+                host_plugin
+                    .call::<&[u8], &[u8]>("roundtrip", i)
+                    .unwrap()
+                    .len()
+            })
+        });
+    }
+    g.finish();
+
+    c.bench_function("kernel/alloc_bench (10 000 alloc/free)", |b| {
+        b.iter(|| {
+            echo_plugin
+                .call::<&[u8], &[u8]>("alloc_bench", b"")
+                .unwrap()
+                .len()
+        })
+    });
+}
+
+fn creation(c: &mut Criterion) {
+    let count_vowels = wasm("count_vowels.wasm");
+    let wasi_stdout = wasm("wasi_stdout.wasm");
+    let mut g = c.benchmark_group("new");
+    drop(Plugin::new(&count_vowels, [], false).unwrap());
+    g.bench_function("from the same bytes again", |b| {
+        b.iter(|| Plugin::new(black_box(&count_vowels), [], false).unwrap())
+    });
+    drop(Plugin::new(&wasi_stdout, [], true).unwrap());
+    g.bench_function("from the same bytes again, WASI", |b| {
+        b.iter(|| Plugin::new(black_box(&wasi_stdout), [], true).unwrap())
+    });
+    let compiled = CompiledPlugin::new(PluginBuilder::new(&count_vowels)).unwrap();
+    g.bench_function("from compiled", |b| {
+        b.iter(|| Plugin::new_from_compiled(&compiled).unwrap())
+    });
+    g.bench_function("from compiled + first call", |b| {
+        b.iter(|| {
+            let mut p = Plugin::new_from_compiled(&compiled).unwrap();
+            let out: &[u8] = p.call("count_vowels_no_vars", "Hello, world!").unwrap();
+            black_box(out.len());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, calls, creation);
+criterion_main!(benches);
