@@ -66,7 +66,7 @@ impl std::fmt::Debug for Function {
 }
 
 impl Function {
-    pub fn new<T: 'static, F>(
+    pub fn new<T, F>(
         name: impl Into<String>,
         params: impl IntoIterator<Item = ValType>,
         results: impl IntoIterator<Item = ValType>,
@@ -78,7 +78,7 @@ impl Function {
             + Send
             + Sync
             + 'static,
-        T: Send,
+        T: Send + 'static,
     {
         Function {
             name: name.into(),

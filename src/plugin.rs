@@ -618,10 +618,7 @@ fn initialise(store: &mut Store<PluginState>, instance: &Instance) -> Result<()>
     let unit = |store: &mut Store<PluginState>, name: &str| {
         instance.get_typed_func::<(), ()>(store, name).ok()
     };
-    if let Some(hs_init) = instance
-        .get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init")
-        .ok()
-    {
+    if let Ok(hs_init) = instance.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
         if let Some(init) = unit(store, "_initialize") {
             init.call(&mut *store, ())?;
         }

@@ -21,7 +21,7 @@ pub(super) fn add_to_linker(l: &mut Linker<PluginState>) -> Result<()> {
             move |c: Caller<'_, PluginState>, msg: u64| trap(log(c, level, msg)),
         )?;
     }
-    l.func_wrap(ENV_MODULE, "get_log_level", || logging::guest_log_level())?;
+    l.func_wrap(ENV_MODULE, "get_log_level", logging::guest_log_level)?;
     Ok(())
 }
 
