@@ -121,11 +121,12 @@ fn run_c_test(exe: &Path, env: &[(&str, &Path)], mode: &[&str]) -> u32 {
 fn run_all_modes(exe: &Path, env: &[(&str, &Path)], dir: &Path) -> u32 {
     let log = dir.join("extism.log");
     let log = log.to_str().expect("UTF-8 path");
-    let modes: [&[&str]; 5] = [
+    let modes: [&[&str]; 6] = [
         &["main"],
         &["log-filter"],
         &["log-bad-filter"],
         &["log-off"],
+        &["log-null"],
         &["log-file", log],
     ];
     modes.iter().map(|m| run_c_test(exe, env, m)).sum()

@@ -7,6 +7,7 @@
  *   log-filter        extism_log_custom with a filter directive list
  *   log-bad-filter    extism_log_custom with nothing parseable: falls back to errors only
  *   log-off           extism_log_custom("off")
+ *   log-null          extism_log_custom(NULL): the default level, error
  *   log-file PATH     extism_log_file(PATH, "warn")
  * Logging is process-wide and can be set up once, hence one process per logging mode.
  * Prints "N passed, M failed" and exits non-zero if anything failed.
@@ -1081,6 +1082,280 @@ static void test_logging_custom_info(void) {
   CHECK(!contains(drained, "info message"));
 }
 
+/* ---------------------------------------------------------------- misuse, sizes, shared plugins */
+
+/* Every object function given what a failed constructor returned (NULL), NULL errmsg on
+ * failure from every constructor, invalid UTF-8 in every string argument. */
+static void test_misuse(void) {
+  char *err = NULL;
+  const uint8_t junk[] = "not wasm";
+  ExtismPlugin *p = extism_plugin_new(junk, sizeof junk - 1, NULL, 0, false, &err);
+  CHECK(p == NULL);
+  CHECK(errmsg_starts_with(err, COMPILE, NULL));
+  err = NULL;
+  CHECK(extism_plugin_call(p, "run", junk, 3) == -1);
+  CHECK(extism_plugin_call_with_host_context(p, "run", junk, 3, &err) == -1);
+  CHECK(extism_plugin_error(p) == NULL);
+  CHECK(extism_error(p) == NULL);
+  CHECK(extism_plugin_output_length(p) == 0);
+  CHECK(extism_plugin_output_data(p) == NULL);
+  CHECK(!extism_plugin_reset(p));
+  CHECK(!extism_plugin_function_exists(p, "run"));
+  CHECK(!extism_plugin_config(p, (const uint8_t *)"{}", 2));
+  CHECK(extism_plugin_id(p) == NULL);
+  CHECK(extism_plugin_cancel_handle(p) == NULL);
+  CHECK(!extism_plugin_cancel(extism_plugin_cancel_handle(p)));
+  extism_plugin_allow_http_response_headers(p);
+  extism_plugin_free(p);
+
+  ExtismCompiledPlugin *c = extism_compiled_plugin_new(junk, sizeof junk - 1, NULL, 0, false, &err);
+  CHECK(c == NULL);
+  CHECK(errmsg_starts_with(err, COMPILE, NULL));
+  err = NULL;
+  CHECK(extism_plugin_new_from_compiled(c, &err) == NULL);
+  CHECK(errmsg_starts_with(err, CREATE, NULL));
+  err = NULL;
+  extism_compiled_plugin_free(c);
+
+  /* NULL errmsg on failure, from every constructor */
+  CHECK(extism_plugin_new(junk, 8, NULL, 0, false, NULL) == NULL);
+  CHECK(extism_plugin_new_with_fuel_limit(junk, 8, NULL, 0, false, 1, NULL) == NULL);
+  CHECK(extism_compiled_plugin_new(junk, 8, NULL, 0, false, NULL) == NULL);
+  CHECK(extism_compiled_plugin_new_with_fuel_limit(NULL, 8, NULL, 0, false, 1, NULL) == NULL);
+  CHECK(extism_plugin_new_from_compiled(NULL, NULL) == NULL);
+  /* NULL wasm with a function array: refused, the functions stay usable */
+  Counter cnt = {0};
+  ExtismFunction *f = reflect_fn(&cnt);
+  const ExtismFunction *fns[] = {f};
+  CHECK(extism_plugin_new(NULL, 100, fns, 1, false, &err) == NULL);
+  CHECK(errmsg_starts_with(err, COMPILE, NULL));
+  err = NULL;
+  CHECK(extism_compiled_plugin_new(NULL, 0, fns, 1, false, &err) == NULL);
+  CHECK(errmsg_starts_with(err, COMPILE, NULL));
+  err = NULL;
+  CHECK(cnt.freed == 0);
+  extism_function_free(f);
+  CHECK(cnt.freed == 1);
+
+  /* invalid UTF-8 function names, namespaces, func_name, config */
+  ExtismValType i64[] = {ExtismValType_I64};
+  CHECK(extism_function_new("\xc3\x28", i64, 1, i64, 1, noop_fn, NULL, NULL) == NULL);
+  CHECK(extism_function_new("ok\xed\xa0\x80", NULL, 0, NULL, 0, noop_fn, NULL, NULL) == NULL);
+  f = extism_function_new("host_reflect", i64, 1, i64, 1, noop_fn, NULL, NULL);
+  CHECK(f != NULL);
+  extism_function_set_namespace(f, "\xf0\x28\x8c\x28");
+  extism_function_set_namespace(f, "");
+  extism_function_free(f);
+  Wasm e = pdk("echo");
+  p = new_plugin(e, NULL, 0, false);
+  CHECK(extism_plugin_call(p, "\xc3\x28", junk, 1) == -1);
+  CHECK(extism_plugin_error(p) != NULL);
+  CHECK(extism_plugin_output_length(p) == 0);
+  CHECK(extism_plugin_call(p, "ech\xf0", NULL, 0) == -1);
+  CHECK(!extism_plugin_function_exists(p, "ech\xf0"));
+  const char *bad_json = "{\"k\": \"\xff\"}";
+  CHECK(!extism_plugin_config(p, (const uint8_t *)bad_json, strlen(bad_json)));
+  const char *bad_key = "{\"\xc3\x28\": \"v\"}";
+  CHECK(!extism_plugin_config(p, (const uint8_t *)bad_key, strlen(bad_key)));
+  CHECK(!extism_plugin_config(p, (const uint8_t *)"[]", 2));
+  CHECK(!extism_plugin_config(p, (const uint8_t *)"{\"k\": 1}", 8));
+
+  /* zero-length input with a non-NULL pointer is empty input */
+  CHECK(extism_plugin_call(p, "echo", junk, 0) == 0);
+  CHECK(extism_plugin_output_length(p) == 0);
+  CHECK(extism_plugin_output_data(p) != NULL);
+  CHECK(extism_plugin_error(p) == NULL);
+
+  /* 64 MiB in, the same 64 MiB out; then normal sizes again */
+  size_t big = (size_t)64 << 20;
+  uint8_t *in = malloc(big);
+  CHECK(in != NULL);
+  if (in) {
+    for (size_t i = 0; i < big; i++)
+      in[i] = (uint8_t)((i * 2654435761u) >> 13);
+    CHECK(extism_plugin_call(p, "echo", in, big) == 0);
+    CHECK(extism_plugin_output_length(p) == big);
+    const uint8_t *out = extism_plugin_output_data(p);
+    CHECK(out != NULL && memcmp(out, in, big) == 0);
+    CHECK(call(p, "echo", "small") == 0);
+    CHECK_STR(output(p), "small");
+
+    /* more than max_pages allows: an error, not a crash, and the plugin stays usable */
+    char manifest[8192];
+    snprintf(manifest, sizeof manifest,
+             "{\"wasm\": [{\"path\": \"%s\"}], \"memory\": {\"max_pages\": 64}}",
+             path_of("rust/wasm/echo.wasm"));
+    Wasm m = {(uint8_t *)manifest, strlen(manifest)};
+    ExtismPlugin *small = new_plugin(m, NULL, 0, false);
+    CHECK(extism_plugin_call(small, "echo", in, big) != 0);
+    CHECK(extism_plugin_error(small) != NULL && strlen(extism_plugin_error(small)) > 0);
+    CHECK(call(small, "echo", "after") == 0);
+    CHECK_STR(output(small), "after");
+    extism_plugin_free(small);
+    free(in);
+  }
+  extism_plugin_free(p);
+  free(e.data);
+}
+
+/* Calls on one plugin from many threads, with no lock of the caller's: each host function
+ * call must see its own call's input and host context (the library serialises the calls). */
+typedef struct {
+  ExtismPlugin *plugin;
+  pthread_t self;
+  int index, iterations, failures, mixed;
+  char expect[64];
+  char seen[64];
+  size_t seen_len;
+} Recorder;
+
+static atomic_int recorded;
+
+static void record_fn(ExtismCurrentPlugin *cp, const ExtismVal *in, ExtismSize n_in,
+                      ExtismVal *out, ExtismSize n_out, void *data) {
+  (void)data;
+  recorded++;
+  if (n_in != 1 || n_out != 1)
+    return;
+  Recorder *r = extism_current_plugin_host_context(cp);
+  ExtismMemoryHandle h = in[0].v.i64;
+  ExtismSize len = extism_current_plugin_memory_length(cp, h);
+  if (r && pthread_equal(r->self, pthread_self()) && len < sizeof r->seen) {
+    memcpy(r->seen, extism_current_plugin_memory(cp) + h, len);
+    r->seen_len = len;
+  } else if (r) {
+    r->mixed++;
+  }
+  out[0].v.i64 = h;
+}
+
+static void *record_worker(void *arg) {
+  Recorder *r = arg;
+  r->self = pthread_self();
+  for (int i = 0; i < r->iterations; i++) {
+    int n = snprintf(r->expect, sizeof r->expect, "thread %d call %d", r->index, i);
+    r->seen_len = 0;
+    if (extism_plugin_call_with_host_context(r->plugin, "roundtrip", (const uint8_t *)r->expect,
+                                             n, r) != 0 ||
+        r->seen_len != (size_t)n || memcmp(r->seen, r->expect, n) != 0)
+      r->failures++;
+  }
+  return NULL;
+}
+
+static void test_threads_one_plugin(void) {
+  Wasm hf = pdk("host_fns");
+  ExtismValType ptr[] = {EXTISM_PTR};
+  ExtismFunction *rec = extism_function_new("host_reflect", ptr, 1, ptr, 1, record_fn, NULL, NULL);
+  ExtismFunction *ctx = context_fn();
+  const ExtismFunction *fns[] = {rec, ctx};
+  ExtismPlugin *p = new_plugin(hf, fns, 2, false);
+  enum { THREADS = 8, CALLS = 200 };
+  Recorder r[THREADS];
+  pthread_t t[THREADS];
+  recorded = 0;
+  for (int i = 0; i < THREADS; i++) {
+    memset(&r[i], 0, sizeof r[i]);
+    r[i].plugin = p;
+    r[i].index = i;
+    r[i].iterations = CALLS;
+    pthread_create(&t[i], NULL, record_worker, &r[i]);
+  }
+  int failures = 0, mixed = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    failures += r[i].failures;
+    mixed += r[i].mixed;
+  }
+  CHECK(failures == 0);
+  CHECK(mixed == 0);
+  CHECK(recorded == THREADS * CALLS);
+  extism_plugin_free(p);
+  extism_function_free(rec);
+  extism_function_free(ctx);
+
+  /* count_calls keeps a total in a var: 4 threads x 250 unsynchronised calls all count */
+  Wasm faults = pdk("faults");
+  p = new_plugin(faults, NULL, 0, false);
+  Counting w[4];
+  pthread_t tw[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (Counting){p, 250, 0};
+    pthread_create(&tw[i], NULL, count_worker, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(tw[i], NULL);
+    CHECK(w[i].failures == 0);
+  }
+  CHECK(call(p, "count_calls", "") == 0);
+  CHECK_STR(output(p), "1001");
+  extism_plugin_free(p);
+  free(faults.data);
+  free(hf.data);
+}
+
+/* free_user_data runs exactly once, when the last owner goes, whatever the order of frees */
+static void test_user_data_owners(void) {
+  Wasm hf = pdk("host_fns");
+  char *err = NULL;
+
+  /* a compiled plugin never instantiated */
+  Counter c1 = {0};
+  ExtismFunction *f = reflect_fn(&c1);
+  ExtismFunction *ctx = context_fn();
+  const ExtismFunction *fns[] = {f, ctx};
+  ExtismCompiledPlugin *c = extism_compiled_plugin_new(hf.data, hf.len, fns, 2, false, &err);
+  CHECK(c != NULL);
+  extism_compiled_plugin_free(c);
+  CHECK(c1.freed == 1);
+  extism_function_free(f); /* after the owner is gone: frees only the wrapper */
+  extism_function_free(ctx);
+  CHECK(c1.freed == 1);
+
+  /* one compiled plugin, four plugins, freed in mixed order with the compiled plugin second */
+  Counter c2 = {0};
+  f = reflect_fn(&c2);
+  ctx = context_fn();
+  fns[0] = f;
+  fns[1] = ctx;
+  c = extism_compiled_plugin_new(hf.data, hf.len, fns, 2, false, &err);
+  CHECK(c != NULL);
+  ExtismPlugin *ps[4];
+  for (int i = 0; i < 4; i++) {
+    ps[i] = extism_plugin_new_from_compiled(c, &err);
+    CHECK(ps[i] != NULL);
+  }
+  extism_plugin_free(ps[2]);
+  extism_compiled_plugin_free(c);
+  extism_function_free(f);
+  for (int i = 0; i < 4; i++)
+    if (i != 2)
+      CHECK(call(ps[i], "roundtrip", "x") == 0);
+  extism_plugin_free(ps[0]);
+  extism_plugin_free(ps[3]);
+  CHECK(c2.freed == 0);
+  CHECK(c2.calls == 3);
+  extism_plugin_free(ps[1]);
+  CHECK(c2.freed == 1);
+  extism_function_free(ctx);
+  CHECK(c2.freed == 1);
+
+  /* a plugin whose creation failed after compiling (WASI plugin without WASI) keeps nothing:
+   * the functions stay unattached and are freed with their wrappers */
+  Counter c3 = {0};
+  f = reflect_fn(&c3);
+  fns[0] = f;
+  Wasm wasi = pdk("wasi_stdout");
+  CHECK(extism_plugin_new(wasi.data, wasi.len, fns, 1, false, &err) == NULL);
+  extism_plugin_new_error_free(err);
+  err = NULL;
+  CHECK(c3.freed == 0);
+  extism_function_free(f);
+  CHECK(c3.freed == 1);
+  free(wasi.data);
+  free(hf.data);
+}
+
 static int run_main(void) {
   test_version();
   test_logging_custom_info();
@@ -1099,6 +1374,9 @@ static int run_main(void) {
   test_cancel();
   test_fuel();
   test_wasi();
+  test_misuse();
+  test_threads_one_plugin();
+  test_user_data_owners();
   drain();
   return 0;
 }
@@ -1123,6 +1401,17 @@ static void run_log_off(void) {
   log_all();
   drain();
   CHECK(drained_lines == 0);
+}
+
+/* NULL levels mean "error"; a second NULL install is refused */
+static void run_log_null(void) {
+  CHECK(extism_log_custom(NULL));
+  CHECK(!extism_log_custom(NULL));
+  CHECK(!extism_log_file(NULL, NULL));
+  extism_log_drain(NULL);
+  log_all();
+  drain();
+  check_levels("00001");
 }
 
 static void run_log_file(const char *path) {
@@ -1156,6 +1445,8 @@ int main(int argc, char **argv) {
     run_log_bad_filter();
   else if (strcmp(mode, "log-off") == 0)
     run_log_off();
+  else if (strcmp(mode, "log-null") == 0)
+    run_log_null();
   else if (strcmp(mode, "log-file") == 0 && argc > 3)
     run_log_file(argv[3]);
   else {
