@@ -424,12 +424,51 @@ impl DataField {
             DataField::Pointer(DataPointer { ptr, len }) => {
                 let len =
                     usize::try_from(len).map_err(|_| "`data.len` is too large".to_string())?;
-                // SAFETY: the `{ptr, len}` form is defined as "len bytes at address ptr in the
-                // embedding process" (manifest.md §3.2); the caller guarantees validity.
-                Ok(unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len) }.to_vec())
+                read_process_memory(ptr as usize, len)
+                    .map_err(|e| format!("cannot read `data` at {ptr:#x}+{len}: {e}"))
             }
         }
     }
+}
+
+/// Copies `len` bytes at address `addr` of this process without trusting the address: the
+/// bytes go through a pipe, and `write(2)` reports an unmapped source as `EFAULT` instead of
+/// faulting. The `{ptr, len}` form is meant for in-process C callers, but a manifest is often
+/// read from a file, so a wrong pointer must be an error rather than a crash.
+fn read_process_memory(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::{fs::File, io::Read, os::fd::FromRawFd};
+    if addr.checked_add(len).is_none() {
+        return Err(std::io::Error::from_raw_os_error(libc::EFAULT));
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by these files alone.
+    let (mut reader, writer) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    // One page at a time: a pipe always holds at least a page, so a write never blocks.
+    const CHUNK: usize = 4096;
+    let mut out = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // SAFETY: the kernel validates the source range; an unmapped one fails with EFAULT.
+        let written = unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&writer),
+                (addr + done) as *const libc::c_void,
+                n,
+            )
+        };
+        if written < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = written as usize;
+        reader.read_exact(&mut out[done..done + written])?;
+        done += written;
+    }
+    Ok(out)
 }
 
 impl<'de> Deserialize<'de> for Wasm {

@@ -65,12 +65,11 @@ pub struct Plugin {
     rebuild: bool,
     output: (u64, u64),
     cancel: CancelHandle,
-    id: uuid::Uuid,
 }
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("id", &self.id).finish()
+        f.debug_struct("Plugin").field("id", &self.id()).finish()
     }
 }
 
@@ -111,7 +110,6 @@ impl Plugin {
             instances,
             main_imports,
         } = setup(&compiled, carried, interrupt.clone())?;
-        let id = store.data().id;
         Ok(Plugin {
             compiled,
             store,
@@ -123,13 +121,12 @@ impl Plugin {
             rebuild: false,
             output: (0, 0),
             cancel: CancelHandle { state: interrupt },
-            id,
         })
     }
 
     /// The plugin's id (a random UUID v4, fixed for its life).
     pub fn id(&self) -> uuid::Uuid {
-        self.id
+        self.store.data().id
     }
 
     /// A handle that cancels this plugin's running call from any thread.

@@ -87,6 +87,14 @@ fn data_can_point_into_this_process() {
     assert_eq!(p.call::<_, String>("echo", "hi").unwrap(), "hi");
     let e = err(r#"{"wasm":[{"data":{"ptr":0,"len":5}}]}"#);
     assert!(e.contains("null"), "{e}");
+    // a pointer to unmapped memory (as a manifest file might hold) is an error, not a crash
+    for bad in [
+        r#"{"ptr":16,"len":8}"#,
+        r#"{"ptr":18446744073709551600,"len":64}"#,
+    ] {
+        let e = err(&format!(r#"{{"wasm":[{{"data":{bad}}}]}}"#));
+        assert!(e.contains("cannot read `data`"), "{e}");
+    }
 }
 
 #[test]

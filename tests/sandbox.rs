@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pdk, server::Server, testdata, wat};
+use common::{pdk, server::Server, wat};
 use extism::{manifest::sha256_hex, Manifest, Plugin, PluginBuilder, Wasm};
 
 fn http_plugin(allowed: &[&str]) -> Plugin {
@@ -309,5 +309,4 @@ fn missing_paths_fail_creation_and_no_mount_means_no_files() {
     // without WASI, allowed_paths is ignored
     let m = Manifest::new([Wasm::data(pdk("echo"))]).with_allowed_path("/no/such/dir", "/data");
     Plugin::new(&m, [], false).unwrap();
-    let _ = testdata("");
 }
