@@ -101,14 +101,11 @@ fn calls(c: &mut Criterion) {
     }
     g.finish();
 
-    c.bench_function("kernel/alloc_bench (10 000 alloc/free)", |b| {
-        b.iter(|| {
-            echo_plugin
-                .call::<&[u8], &[u8]>("alloc_bench", b"")
-                .unwrap()
-                .len()
-        })
-    });
+    for export in ["alloc_live", "alloc_bench"] {
+        c.bench_function(&format!("kernel/{export} (10 000 alloc/free)"), |b| {
+            b.iter(|| echo_plugin.call::<&[u8], &[u8]>(export, b"").unwrap().len())
+        });
+    }
 }
 
 fn creation(c: &mut Criterion) {

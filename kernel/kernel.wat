@@ -12,8 +12,9 @@
 ;;      +4  flags | size in granules (flags: ALLOC, FSTART = free block start, FEND = free block end)
 ;;      +8  ALLOC: requested byte length          FSTART: next block of the circular free list
 ;;      +12 ALLOC: 0                              FSTART: previous block of the free list
-;;  * fresh space is zero-filled when handed out, but only below $clean (bytes written since the
-;;    pages appeared); recycled blocks keep their bytes, as upstream (kernel.md §3).
+;;  * fresh space is zero-filled when handed out, but only in [$high, $clean): bytes below $high
+;;    were handed out since the reset (recycled), bytes from $clean up were never written;
+;;    recycled blocks keep their bytes, as upstream (kernel.md §3).
 ;;  * invariants (current generation only): [DATA_START, bump) is tiled by blocks; an ALLOC
 ;;    entry exists exactly at the start of each live block, FSTART/FEND exactly at the first/last
 ;;    granule of each free block (stale tags are cleared when a block stops being free), and no
@@ -35,14 +36,19 @@
   (global $gen (mut i32) (i32.const 1))      ;; current generation, never 0
   (global $bump (mut i64) (i64.const 128))   ;; start of fresh space, multiple of 16
   (global $classes (mut i32) (i32.const 0))  ;; bit c set <=> free list of class c non-empty
-  (global $in_off (mut i64) (i64.const 0))
-  (global $in_len (mut i64) (i64.const 0))
+  ;; $in_off, $in_len and $clean are also exported for the load/store code that the host
+  ;; inlines into guest modules (src/inline_kernel.rs); guests cannot import them.
+  (global $in_off (export "extism-run:input_offset") (mut i64) (i64.const 0))
+  (global $in_len (export "extism-run:input_length") (mut i64) (i64.const 0))
   (global $out_off (mut i64) (i64.const 0))
   (global $out_len (mut i64) (i64.const 0))
   (global $err (mut i64) (i64.const 0))
   ;; Every byte of memory 0 at or above $clean is zero (pages are zero when they appear; the
   ;; kernel raises the mark when it hands out fresh space and when store_* writes above it).
-  (global $clean (mut i64) (i64.const 128))
+  (global $clean (export "extism-run:clean") (mut i64) (i64.const 128))
+  ;; The highest bump pointer since the reset: every byte below it was handed out in this
+  ;; generation, so handing it out again (after it was given back to fresh space) is reuse.
+  (global $high (mut i64) (i64.const 128))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
@@ -181,21 +187,24 @@
     (i32.store $meta offset=12 (local.get $a) (i32.const 0))
     (i64.extend_i32_u (local.get $a)))
 
-  ;; Claim fresh space [a, a + 16k), zeroed: fresh space after a reset reads as zero although
-  ;; reset does not zero anything. Only the part below $clean can hold old bytes (from before a
-  ;; reset, or a guest store past the bump pointer), so only that part is filled.
+  ;; Claim fresh space [a, a + 16k), zeroed where it is handed out for the first time since the
+  ;; reset: fresh space after a reset reads as zero although reset does not zero anything. Only
+  ;; [max(a, $high), min(a + 16k, $clean)) can hold old bytes from before the reset (or from a
+  ;; guest store past the bump pointer), so only that part is filled; below $high it is reuse.
   (func $claim_fresh (param $a i32) (param $k i32) (param $n i64) (result i64)
-    (local $start i64) (local $end i64)
-    (local.set $start (i64.extend_i32_u (local.get $a)))
-    (local.set $end (i64.add (local.get $start) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
-    (if (i64.lt_u (local.get $start) (global.get $clean))
+    (local $end i64) (local $from i64) (local $to i64)
+    (local.set $end (i64.add (i64.extend_i32_u (local.get $a)) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
+    (local.set $from (select (global.get $high) (i64.extend_i32_u (local.get $a))
+                             (i64.gt_u (global.get $high) (i64.extend_i32_u (local.get $a)))))
+    (local.set $to (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean))))
+    (if (i64.lt_u (local.get $from) (local.get $to))
       (then
-        (memory.fill $data (local.get $a) (i32.const 0)
-          (i32.wrap_i64 (i64.sub
-            (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean)))
-            (local.get $start))))))
+        (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
+          (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))
     (if (i64.gt_u (local.get $end) (global.get $clean))
       (then (global.set $clean (local.get $end))))
+    (if (i64.gt_u (local.get $end) (global.get $high))
+      (then (global.set $high (local.get $end))))
     (call $claim (local.get $a) (local.get $k) (local.get $n)))
 
   ;; ---- allocation ---------------------------------------------------------------------------
@@ -319,6 +328,7 @@
     (memory.fill $meta (i32.const 0) (i32.const 0) (i32.const 112))  ;; list heads
     (global.set $classes (i32.const 0))
     (global.set $bump (i64.const 128))
+    (global.set $high (i64.const 128))
     (global.set $in_off (i64.const 0))
     (global.set $in_len (i64.const 0))
     (global.set $out_off (i64.const 0))

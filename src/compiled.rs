@@ -3,19 +3,22 @@
 //! Owns resolving the manifest to compiled modules (through the engine's content cache),
 //! checking every import against the guest ABI (`spec/guest-abi.md` §1), ordering modules so
 //! dependencies come first (rejecting cycles), and the linker holding the host functions,
-//! user functions and WASI. It is `Send + Sync` and shared by all plugins made from it; it
-//! never holds a store.
+//! user functions and WASI. A plugin of one module gets the kernel linked into it
+//! (kernel_link.rs) and, when the linker satisfies all its imports, a pre-linked
+//! `InstancePre` that every instance starts from. It is `Send + Sync` and shared by all
+//! plugins made from it; it never holds a store.
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use anyhow::{anyhow, bail, Result};
-use wasmtime::{ExternType, Linker, ModuleExport};
+use wasmtime::{ExternType, InstancePre, Linker, ModuleExport};
 
 use crate::{
     engine::{CachedModule, Runtime},
     function::Function,
     host::HOST_FUNCTIONS,
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
+    kernel_link,
     manifest::{DownloadProgress, Manifest},
     plugin_state::{Permissions, PluginState},
 };
@@ -43,6 +46,10 @@ pub(crate) struct Compiled {
     /// Dependencies before dependents; the main module is last.
     pub modules: Vec<LinkedModule>,
     pub linker: Linker<PluginState>,
+    /// The main module pre-linked against `linker`, when the kernel is linked into it and
+    /// the linker defines every import (otherwise imports are resolved per store, which
+    /// reports what is missing when a plugin is created).
+    pub main_pre: Option<InstancePre<PluginState>>,
     pub manifest: Manifest,
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
@@ -92,6 +99,9 @@ impl CompiledPlugin {
     /// True when the main module exports `name` as a function the host can call:
     /// `() -> ()` or `() -> i32` (`spec/guest-abi.md` §11.1).
     pub fn function_exists(&self, name: &str) -> bool {
+        if kernel_link::is_private(name) {
+            return false;
+        }
         let module = &self.inner.main().module.module;
         match module.get_export(name) {
             Some(ExternType::Func(ty)) => {
@@ -129,11 +139,14 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         }
     }
     let resolved = opts.manifest.resolve(opts.progress)?;
+    // Other modules may import kernel functions too, and are set up before main: they share
+    // one separate kernel instance.
+    let link_kernel = resolved.len() == 1;
     let mut compiled = Vec::with_capacity(resolved.len());
     for m in &resolved {
         let module = match &opts.cache_dir {
-            Some(dir) => crate::disk_cache::compile(runtime, dir, &m.bytes)?,
-            None => runtime.compile(&m.bytes)?,
+            Some(dir) => crate::disk_cache::compile(runtime, dir, &m.bytes, link_kernel)?,
+            None => runtime.compile(&m.bytes, link_kernel)?,
         };
         compiled.push((m.name.clone(), module));
     }
@@ -176,6 +189,10 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     for f in &opts.functions {
         f.add_to_linker(&mut linker, &runtime.engine)?;
     }
+    let main_pre = match modules.last() {
+        Some(main) if main.module.kernel_linked => linker.instantiate_pre(&main.module.module).ok(),
+        _ => None,
+    };
 
     let manifest = opts.manifest;
     let permissions = Arc::new(Permissions {
@@ -188,6 +205,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             runtime,
             modules,
             linker,
+            main_pre,
             manifest,
             permissions,
             wasi: opts.wasi,

@@ -10,8 +10,9 @@
 //! `Module::deserialize` trusts its input (it maps the machine code it is given), so nothing is
 //! deserialised before the whole file checks out: magic, format version, the engine fingerprint
 //! (this crate's version and `Engine::precompile_compatibility_hash`, which covers the wasmtime
-//! version and every code-generation setting), the SHA-256 of the module bytes the file was
-//! compiled from, and the length and SHA-256 of the serialised code. A file failing any check
+//! version and every code-generation setting), the cache key of the module bytes the file was
+//! compiled from (their SHA-256, domain-separated for the kernel-linked form: engine.rs
+//! `cache_key`), and the length and SHA-256 of the serialised code. A file failing any check
 //! is recompiled and replaced, never used. Files are written to a temporary file in the same
 //! directory and renamed into place, so a reader never sees a partial file and concurrent
 //! writers of one entry are harmless.
@@ -24,9 +25,9 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `XRUNCWSM` |
-//! | 4 | format version (1) |
+//! | 4 | format version (2) |
 //! | 32 | engine fingerprint |
-//! | 32 | SHA-256 of the module bytes |
+//! | 32 | cache key of the module bytes (`engine::cache_key`) |
 //! | 8 | length of the serialised code |
 //! | 32 | SHA-256 of the serialised code |
 //! | n | the serialised code (`Module::serialize`) |
@@ -44,12 +45,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use crate::{
-    engine::{CachedModule, Runtime},
+    engine::{cache_key, CachedModule, Runtime},
     manifest::hex,
 };
 
 const MAGIC: &[u8; 8] = b"XRUNCWSM";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8 + 32;
 /// Extension of cache entries; temporary files end in `.cwasm.part`.
 const EXTENSION: &str = ".cwasm";
@@ -57,21 +58,26 @@ const PARTIAL: &str = ".cwasm.part";
 
 /// Compiles `bytes` with `runtime`, going through the in-process cache, then the files in `dir`.
 /// Failing to read or write the cache is never an error: the module is compiled instead.
-pub(crate) fn compile(runtime: &Runtime, dir: &Path, bytes: &[u8]) -> Result<Arc<CachedModule>> {
-    let sha256: [u8; 32] = Sha256::digest(bytes).into();
-    if let Some(found) = runtime.lookup(&sha256) {
+pub(crate) fn compile(
+    runtime: &Runtime,
+    dir: &Path,
+    bytes: &[u8],
+    link_kernel: bool,
+) -> Result<Arc<CachedModule>> {
+    let key = cache_key(bytes, link_kernel);
+    if let Some(found) = runtime.lookup(&key) {
         return Ok(found);
     }
     let fingerprint = fingerprint(&runtime.engine);
-    let path = dir.join(file_name(&sha256, &fingerprint));
-    match read(&path, &fingerprint, &sha256) {
+    let path = dir.join(file_name(&key, &fingerprint));
+    match read(&path, &fingerprint, &key) {
         Ok(Some(code)) => {
             // SAFETY: `read` verified the header and the SHA-256 of `code`, so these are the
             // exact bytes `Module::serialize` produced for an engine with this fingerprint.
             match unsafe { Module::deserialize(&runtime.engine, &code) } {
                 Ok(module) => {
                     tracing::debug!("using cached module {}", path.display());
-                    return Ok(runtime.insert(CachedModule { module, sha256 }));
+                    return Ok(runtime.insert(CachedModule::new(module, key)));
                 }
                 Err(e) => tracing::debug!(
                     "cannot load cached module {}: {e}; recompiling",
@@ -82,8 +88,8 @@ pub(crate) fn compile(runtime: &Runtime, dir: &Path, bytes: &[u8]) -> Result<Arc
         Ok(None) => tracing::debug!("no cached module {}; compiling", path.display()),
         Err(why) => tracing::debug!("invalid cache file {} ({why}); recompiling", path.display()),
     }
-    let compiled = runtime.compile(bytes)?;
-    match write(dir, &path, &fingerprint, &sha256, &compiled.module) {
+    let compiled = runtime.compile(bytes, link_kernel)?;
+    match write(dir, &path, &fingerprint, &key, &compiled.module) {
         Ok(()) => tracing::debug!("saved compiled module to {}", path.display()),
         Err(e) => tracing::warn!("cannot save compiled module to {}: {e:#}", path.display()),
     }
@@ -140,13 +146,13 @@ fn fingerprint(engine: &Engine) -> [u8; 32] {
     hasher.0.finalize().into()
 }
 
-fn file_name(sha256: &[u8; 32], fingerprint: &[u8; 32]) -> String {
-    format!("{}-{}{EXTENSION}", hex(sha256), &hex(fingerprint)[..16])
+fn file_name(key: &[u8; 32], fingerprint: &[u8; 32]) -> String {
+    format!("{}-{}{EXTENSION}", hex(key), &hex(fingerprint)[..16])
 }
 
 /// The verified serialised code in `path`, `None` when there is no such file, or why the file
 /// cannot be used.
-fn read(path: &Path, fingerprint: &[u8; 32], sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+fn read(path: &Path, fingerprint: &[u8; 32], key: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
     let mut data = match fs::read(path) {
         Ok(data) => data,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -170,7 +176,7 @@ fn read(path: &Path, fingerprint: &[u8; 32], sha256: &[u8; 32]) -> Result<Option
     if engine != fingerprint {
         return Err("compiled by another engine".into());
     }
-    if source != sha256 {
+    if source != key {
         return Err("compiled from other module bytes".into());
     }
     if len != (code.len() as u64).to_le_bytes() {
@@ -187,7 +193,7 @@ fn write(
     dir: &Path,
     path: &Path,
     fingerprint: &[u8; 32],
-    sha256: &[u8; 32],
+    key: &[u8; 32],
     module: &Module,
 ) -> Result<()> {
     let code = module.serialize().map_err(anyhow::Error::from)?;
@@ -200,7 +206,7 @@ fn write(
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(fingerprint);
-    header.extend_from_slice(sha256);
+    header.extend_from_slice(key);
     header.extend_from_slice(&(code.len() as u64).to_le_bytes());
     header.extend_from_slice(&Sha256::digest(&code));
     file.write_all(&header)?;
@@ -251,33 +257,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runtime = Runtime::get(false).unwrap();
         let bytes = b"(module (func (export \"f\")))";
-        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let key = cache_key(bytes, true);
         let fingerprint = fingerprint(&runtime.engine);
-        let path = dir.path().join(file_name(&sha256, &fingerprint));
-        assert_eq!(read(&path, &fingerprint, &sha256), Ok(None));
+        let path = dir.path().join(file_name(&key, &fingerprint));
+        assert_eq!(read(&path, &fingerprint, &key), Ok(None));
 
-        compile(runtime, dir.path(), bytes).unwrap();
-        let code = read(&path, &fingerprint, &sha256).unwrap().unwrap();
+        compile(runtime, dir.path(), bytes, true).unwrap();
+        let code = read(&path, &fingerprint, &key).unwrap().unwrap();
         assert!(!code.is_empty());
         assert_eq!(
             read(&path, &fingerprint, &[0; 32]),
             Err("compiled from other module bytes".to_string())
         );
         assert_eq!(
-            read(&path, &[0; 32], &sha256),
+            read(&path, &[0; 32], &key),
             Err("compiled by another engine".to_string())
         );
         let mut data = fs::read(&path).unwrap();
         data.push(0);
         fs::write(&path, &data).unwrap();
         assert_eq!(
-            read(&path, &fingerprint, &sha256),
+            read(&path, &fingerprint, &key),
             Err("truncated or extended".to_string())
         );
-        data[8] = 2;
+        data[8] = 99;
         fs::write(&path, &data).unwrap();
         assert_eq!(
-            read(&path, &fingerprint, &sha256),
+            read(&path, &fingerprint, &key),
             Err("another format version".to_string())
         );
     }

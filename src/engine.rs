@@ -2,13 +2,15 @@
 //!
 //! One `Engine` per distinct configuration (with or without fuel metering), created on first
 //! use and kept for the life of the process; the kernel is compiled once per engine; plugin
-//! modules are shared in-process by the SHA-256 of their bytes, so a second plugin made from
-//! the same bytes never compiles again. The cache holds modules weakly, plus the most recently
-//! used ones strongly (bounded by count and code size): hosts that create, call and free a plugin
-//! from the same bytes over and over compile once, and code nobody used lately is freed. This
-//! module never instantiates anything.
+//! modules are shared in-process by the SHA-256 of their bytes (and whether the kernel is
+//! linked into them, kernel_link.rs), so a second plugin made from the same bytes never
+//! compiles again. The cache holds modules weakly, plus the most recently used ones strongly
+//! (bounded by count and code size): hosts that create, call and free a plugin from the same
+//! bytes over and over compile once, and code nobody used lately is freed. This module never
+//! instantiates anything.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     sync::{Arc, Mutex, OnceLock, Weak},
 };
@@ -17,7 +19,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
-use crate::{kernel::KERNEL_WASM, plugin_state::PluginState};
+use crate::{kernel::KERNEL_WASM, kernel_link, plugin_state::PluginState};
 
 /// An engine and everything compiled for it.
 pub(crate) struct Runtime {
@@ -34,10 +36,36 @@ const RECENT_MODULES: usize = 16;
 /// ... and at most this much compiled code (the last module used is always kept).
 const RECENT_CODE_BYTES: usize = 64 << 20;
 
-/// A compiled module and the hash of the bytes it was compiled from.
+/// A compiled module and its cache key ([`cache_key`]).
 pub(crate) struct CachedModule {
     pub module: Module,
-    pub sha256: [u8; 32],
+    pub key: [u8; 32],
+    /// The kernel is linked into this module (kernel_link.rs): no separate kernel instance.
+    pub kernel_linked: bool,
+}
+
+impl CachedModule {
+    pub fn new(module: Module, key: [u8; 32]) -> CachedModule {
+        let marker = format!("{}memory", kernel_link::EXPORT_PREFIX);
+        let kernel_linked = module.get_export_index(&marker).is_some();
+        CachedModule {
+            module,
+            key,
+            kernel_linked,
+        }
+    }
+}
+
+/// The key of the module compiled from `bytes`: their SHA-256, or for the kernel-linked form
+/// the SHA-256 of the bytes behind a domain prefix, so the two forms never share an entry and
+/// distinct bytes never share code.
+pub(crate) fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    if link_kernel {
+        hash.update(b"extism-run kernel-linked module\0");
+    }
+    hash.update(bytes);
+    hash.finalize().into()
 }
 
 impl Runtime {
@@ -68,6 +96,10 @@ impl Runtime {
             // backtrace header; nothing depends on backtrace text (spec/guest-abi.md §11.3).
             .wasm_backtrace_max_frames(None)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // For profiling: `perf` then names compiled wasm functions (/tmp/perf-PID.map).
+        if std::env::var_os("EXTISM_RUN_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let kernel = Module::new(&engine, KERNEL_WASM)
             .map_err(anyhow::Error::from)
@@ -83,46 +115,59 @@ impl Runtime {
         })
     }
 
-    /// Compiles `bytes` (binary or text), or returns the module already compiled from
-    /// identical bytes. The key is the SHA-256 of the bytes, so distinct bytes never share code.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Arc<CachedModule>> {
-        let sha256: [u8; 32] = Sha256::digest(bytes).into();
-        if let Some(found) = self.lookup(&sha256) {
+    /// Compiles `bytes` (binary or text), with the kernel linked in when `link_kernel`, or
+    /// returns the module already compiled from identical bytes in that form.
+    pub fn compile(&self, bytes: &[u8], link_kernel: bool) -> Result<Arc<CachedModule>> {
+        let key = cache_key(bytes, link_kernel);
+        if let Some(found) = self.lookup(&key) {
             return Ok(found);
         }
-        let module = if !bytes.starts_with(b"\0asm")
+        let binary = if !bytes.starts_with(b"\0asm")
             && std::str::from_utf8(bytes).is_ok_and(crate::manifest::is_wat)
         {
-            let binary = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Module::new(&self.engine, &binary)
+            wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?
         } else {
-            Module::new(&self.engine, bytes)
+            Cow::Borrowed(bytes)
+        };
+        let linked = match link_kernel {
+            true => kernel_link::link(&binary)?,
+            false => None,
+        };
+        let module = match linked {
+            Some(linked) => Module::new(&self.engine, &linked).or_else(|e| {
+                // Errors are reported on the module as given; if only the linked form fails
+                // to compile, the original runs with a separate kernel (same behaviour).
+                let original = Module::new(&self.engine, &binary)?;
+                tracing::warn!("the kernel could not be linked into the module: {e}");
+                Ok(original)
+            }),
+            None => Module::new(&self.engine, &binary),
         }
-        .map_err(anyhow::Error::from)?;
-        Ok(self.insert(CachedModule { module, sha256 }))
+        .map_err(|e: wasmtime::Error| anyhow::Error::from(e))?;
+        Ok(self.insert(CachedModule::new(module, key)))
     }
 
     /// Registers a module obtained elsewhere (for example deserialised from a disk cache)
     /// under the hash of the bytes it was compiled from.
     pub fn insert(&self, cached: CachedModule) -> Arc<CachedModule> {
         let mut map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = map.get(&cached.sha256).and_then(Weak::upgrade) {
+        if let Some(existing) = map.get(&cached.key).and_then(Weak::upgrade) {
             drop(map);
             self.touch(&existing);
             return existing;
         }
         map.retain(|_, weak| weak.strong_count() > 0);
-        let sha256 = cached.sha256;
+        let key = cached.key;
         let arc = Arc::new(cached);
-        map.insert(sha256, Arc::downgrade(&arc));
+        map.insert(key, Arc::downgrade(&arc));
         drop(map);
         self.touch(&arc);
         arc
     }
 
-    pub fn lookup(&self, sha256: &[u8; 32]) -> Option<Arc<CachedModule>> {
+    pub fn lookup(&self, key: &[u8; 32]) -> Option<Arc<CachedModule>> {
         let map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        let found = map.get(sha256).and_then(Weak::upgrade);
+        let found = map.get(key).and_then(Weak::upgrade);
         drop(map);
         if let Some(m) = &found {
             self.touch(m);

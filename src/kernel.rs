@@ -1,4 +1,6 @@
-//! The host's view of a plugin's kernel instance (`kernel/kernel.wat`, `spec/kernel.md`).
+//! The host's view of a plugin's kernel (`kernel/kernel.wat`, `spec/kernel.md`): a kernel
+//! instance of its own, or the kernel exports of a main module it is linked into
+//! (kernel_link.rs).
 //!
 //! Owns the typed handles to the kernel functions the host calls on every call and from host
 //! functions, and bounds-checked access to kernel memory by handle. Every read or write of
@@ -38,9 +40,24 @@ pub const KERNEL_FUNCTIONS: &[&str] = &[
     "reset",
 ];
 
-/// A kernel instance inside one store. Cheap to copy; only valid with that store.
+/// Bytes of the kernel's memories when it is instantiated (both memories' minimum sizes).
+pub(crate) fn initial_memory_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let mut pages = 0u64;
+        for payload in wasmparser::Parser::new(0).parse_all(KERNEL_WASM) {
+            if let Ok(wasmparser::Payload::MemorySection(reader)) = payload {
+                pages += reader.into_iter().flatten().map(|m| m.initial).sum::<u64>();
+            }
+        }
+        (pages as usize) << 16
+    })
+}
+
+/// A kernel inside one store. Cheap to copy; only valid with that store.
 #[derive(Clone)]
 pub(crate) struct Kernel {
+    /// The instance exporting the kernel (the kernel's own, or a kernel-linked main module).
     pub instance: Instance,
     pub memory: Memory,
     alloc: TypedFunc<u64, u64>,
@@ -54,33 +71,40 @@ pub(crate) struct Kernel {
     error_set: TypedFunc<u64, ()>,
 }
 
-fn func<P, R>(store: &mut impl AsContextMut, i: &Instance, name: &str) -> Result<TypedFunc<P, R>>
-where
-    P: wasmtime::WasmParams,
-    R: wasmtime::WasmResults,
-{
-    i.get_typed_func(store, name)
-        .map_err(|e| anyhow!("kernel export `{name}`: {e}"))
-}
-
 impl Kernel {
-    pub fn new(mut store: impl AsContextMut, instance: Instance) -> Result<Kernel> {
+    /// The kernel exported by `instance`, each export's name starting with `prefix` (empty
+    /// for a kernel instance of its own).
+    pub fn new(mut store: impl AsContextMut, instance: Instance, prefix: &str) -> Result<Kernel> {
         let s = &mut store;
         let memory = instance
-            .get_memory(&mut *s, "memory")
+            .get_memory(&mut *s, &format!("{prefix}memory"))
             .ok_or_else(|| anyhow!("the kernel exports no memory"))?;
+        fn func<P, R>(
+            store: &mut impl AsContextMut,
+            i: &Instance,
+            prefix: &str,
+            name: &str,
+        ) -> Result<TypedFunc<P, R>>
+        where
+            P: wasmtime::WasmParams,
+            R: wasmtime::WasmResults,
+        {
+            i.get_typed_func(store, &format!("{prefix}{name}"))
+                .map_err(|e| anyhow!("kernel export `{name}`: {e}"))
+        }
+        let i = &instance;
         Ok(Kernel {
             instance,
             memory,
-            alloc: func(s, &instance, "alloc")?,
-            free: func(s, &instance, "free")?,
-            length: func(s, &instance, "length")?,
-            reset: func(s, &instance, "reset")?,
-            input_set: func(s, &instance, "input_set")?,
-            output_offset: func(s, &instance, "output_offset")?,
-            output_length: func(s, &instance, "output_length")?,
-            error_get: func(s, &instance, "error_get")?,
-            error_set: func(s, &instance, "error_set")?,
+            alloc: func(s, i, prefix, "alloc")?,
+            free: func(s, i, prefix, "free")?,
+            length: func(s, i, prefix, "length")?,
+            reset: func(s, i, prefix, "reset")?,
+            input_set: func(s, i, prefix, "input_set")?,
+            output_offset: func(s, i, prefix, "output_offset")?,
+            output_length: func(s, i, prefix, "output_length")?,
+            error_get: func(s, i, prefix, "error_get")?,
+            error_set: func(s, i, prefix, "error_set")?,
         })
     }
 

@@ -26,6 +26,7 @@ mod function;
 mod host;
 mod http;
 pub mod kernel;
+mod kernel_link;
 mod limits;
 pub mod logging;
 pub mod manifest;

@@ -1,9 +1,9 @@
 //! The memory budget behind `memory.max_pages` (`spec/manifest.md` §4.1).
 //!
 //! Owns the accounting only: the limiter is armed just before the main module is instantiated
-//! (its initial memories must fit the budget), the budget is refilled once that instantiation
-//! is done, and from then on every growth of any memory in the store is subtracted. Exceeding
-//! it traps the call with `oom`. Timeouts, cancellation and fuel live in `cancel.rs`/`timer.rs`.
+//! (its initial memories must fit the budget; a kernel linked into it brings its own
+//! allowance), the budget is refilled once that instantiation is done, and from then on every
+//! growth of any memory in the store is subtracted. Exceeding it traps the call with `oom`. Timeouts, cancellation and fuel live in `cancel.rs`/`timer.rs`.
 
 use wasmtime::ResourceLimiter;
 
@@ -37,10 +37,11 @@ impl MemoryBudget {
         }
     }
 
-    /// Called before instantiating the main module: its memories count from now on.
-    pub fn arm(&mut self) {
+    /// Called before instantiating the main module: its memories count from now on, except
+    /// `uncounted` bytes (the initial memories of a kernel linked into it).
+    pub fn arm(&mut self, uncounted: usize) {
         self.armed = true;
-        self.remaining = self.max_bytes.unwrap_or(0);
+        self.remaining = self.max_bytes.unwrap_or(0).saturating_add(uncounted);
     }
 
     /// Called once the main module is instantiated: the full budget is available for growth.

@@ -1,5 +1,9 @@
 //! A plugin instance: one store, its kernel and module instances, and the call lifecycle.
 //!
+//! A plugin whose main module has the kernel linked into it (kernel_link.rs) has no kernel
+//! until that module is instantiated on the first call; before that there is nothing to
+//! reset and no output.
+//!
 //! Owns the steps of a call (`spec/guest-abi.md` §12): refill fuel, rebuild after `_start`,
 //! instantiate and initialise the main module on first use, attach the host context, reset the
 //! kernel and write the input, invoke the export under the plugin's deadline and cancel flag,
@@ -16,6 +20,7 @@ use crate::{
     compiled::{Compiled, CompiledPlugin, ImportSource},
     convert::{FromBytes, ToBytes},
     kernel::Kernel,
+    kernel_link,
     limits::{MemoryBudget, OutOfMemory},
     plugin_state::PluginState,
     timer::Deadline,
@@ -53,7 +58,8 @@ enum Export {
 pub struct Plugin {
     compiled: Arc<Compiled>,
     store: Store<PluginState>,
-    kernel: Kernel,
+    /// `None` until the main module is instantiated when the kernel is linked into it.
+    kernel: Option<Kernel>,
     /// Instances of the non-main modules, by position in `compiled.modules`.
     instances: Vec<Option<Instance>>,
     /// The main module's imports, resolved and type-checked when the store is set up.
@@ -217,17 +223,21 @@ impl Plugin {
     pub fn output(&self) -> &[u8] {
         let (offset, len) = self.output;
         self.kernel
-            .slice(&self.store, offset, len)
+            .as_ref()
+            .and_then(|k| k.slice(&self.store, offset, len).ok())
             .unwrap_or_default()
     }
 
-    /// Address of the output bytes (the C API hands this out).
+    /// Address of the output bytes (the C API hands this out); never null.
     pub fn output_ptr(&self) -> *const u8 {
-        let base = self.kernel.memory.data_ptr(&self.store);
+        let Some(kernel) = &self.kernel else {
+            return std::ptr::NonNull::dangling().as_ptr();
+        };
+        let base = kernel.memory.data_ptr(&self.store);
         let (offset, len) = self.output;
         let in_bounds = offset
             .checked_add(len)
-            .is_some_and(|end| end as usize <= self.kernel.memory.data_size(&self.store));
+            .is_some_and(|end| end as usize <= kernel.memory.data_size(&self.store));
         if in_bounds {
             base.wrapping_add(offset as usize)
         } else {
@@ -240,7 +250,10 @@ impl Plugin {
     pub fn reset(&mut self) -> Result<()> {
         self.output = (0, 0);
         self.refuel_for_host()?;
-        self.kernel.reset(&mut self.store)
+        match &self.kernel {
+            Some(kernel) => kernel.reset(&mut self.store),
+            None => Ok(()),
+        }
     }
 
     /// Runs one call and returns the return code, or the error with its return code
@@ -275,13 +288,13 @@ impl Plugin {
             self.rebuild_store().map_err(step_error)?;
         }
         if self.main.is_none() {
-            let _deadline = self.arm();
             self.instantiate_main()
                 .map_err(|e| step_error(init_error(e)))?;
-            self.cancel.state.end();
         }
         self.store.data_mut().host_context = host_context;
-        self.kernel.reset(&mut self.store).map_err(step_error)?;
+        present(&self.kernel)
+            .and_then(|k| k.reset(&mut self.store))
+            .map_err(step_error)?;
         self.write_input(input).map_err(step_error)?;
         let export = self.export(name).map_err(step_error)?;
 
@@ -311,17 +324,19 @@ impl Plugin {
         if input.is_empty() {
             return Ok(());
         }
-        let handle = self
-            .kernel
+        let kernel = present(&self.kernel)?;
+        let handle = kernel
             .write_new(&mut self.store, input)
             .map_err(|e| e.context("failed to allocate extism memory"))?;
-        self.kernel
-            .input_set(&mut self.store, handle, input.len() as u64)
+        kernel.input_set(&mut self.store, handle, input.len() as u64)
     }
 
     fn export(&mut self, name: &str) -> Result<Export> {
         if let Some(e) = self.exports.get(name) {
             return Ok(e.clone());
+        }
+        if crate::kernel_link::is_private(name) {
+            return Err(anyhow!("Function not found: {name}"));
         }
         let main = self
             .main
@@ -358,7 +373,7 @@ impl Plugin {
     fn conclude(&mut self, result: wasmtime::Result<i32>) -> Result<i32, (anyhow::Error, i32)> {
         // Reading results runs kernel code; it must not be refused for want of fuel.
         self.refuel_for_host().map_err(|e| (e, -1))?;
-        if let Ok(output) = self.kernel.output(&mut self.store) {
+        if let Some(Ok(output)) = self.kernel.as_ref().map(|k| k.output(&mut self.store)) {
             self.output = output;
         }
         let guest_error = self.guest_error();
@@ -401,12 +416,12 @@ impl Plugin {
     /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
     /// the slot holds something that is not a live block (upstream's behaviour).
     fn guest_error(&mut self) -> Option<GuestError> {
-        let handle = self.kernel.error_get(&mut self.store).ok()?;
+        let kernel = self.kernel.as_ref()?;
+        let handle = kernel.error_get(&mut self.store).ok()?;
         if handle == 0 {
             return None;
         }
-        let bytes = self
-            .kernel
+        let bytes = kernel
             .block(&mut self.store, handle)
             .ok()
             .flatten()
@@ -423,15 +438,43 @@ impl Plugin {
         Ok(())
     }
 
-    /// Instantiates the main module under the memory budget and runs its language runtime
-    /// initialiser once (`spec/guest-abi.md` §12.3).
+    /// Instantiates the main module under the memory budget and runs its start function and
+    /// language runtime initialiser once (`spec/guest-abi.md` §12.3), under the deadline and
+    /// cancel flag. A start function that fails leaves the module to be instantiated again.
     fn instantiate_main(&mut self) -> Result<()> {
-        let module = &self.compiled.main().module.module;
-        self.store.data_mut().memory.arm();
-        let instance = Instance::new(&mut self.store, module, &self.main_imports)?;
+        let main = self.compiled.main().module.clone();
+        if !main.kernel_linked {
+            let _deadline = self.arm();
+            self.store.data_mut().memory.arm(0);
+            let instance = Instance::new(&mut self.store, &main.module, &self.main_imports)?;
+            self.store.data_mut().memory.refill();
+            self.main = Some(instance);
+            initialise(&mut self.store, &instance)?;
+            self.cancel.state.end();
+            return Ok(());
+        }
+        // With the kernel linked in, instantiating runs no guest code (kernel_link defers the
+        // start function), only wasmtime's memory initialisation: no deadline yet.
+        self.store
+            .data_mut()
+            .memory
+            .arm(crate::kernel::initial_memory_bytes());
+        let instance = match &self.compiled.main_pre {
+            Some(pre) => pre.instantiate(&mut self.store)?,
+            None => Instance::new(&mut self.store, &main.module, &self.main_imports)?,
+        };
         self.store.data_mut().memory.refill();
+        let kernel = Kernel::new(&mut self.store, instance, kernel_link::EXPORT_PREFIX)?;
+        self.store.data_mut().set_kernel(kernel.clone());
+        let _deadline = self.arm();
+        if let Ok(start) = instance.get_typed_func::<(), ()>(&mut self.store, kernel_link::START) {
+            start.call(&mut self.store, ())?;
+        }
+        self.kernel = Some(kernel);
         self.main = Some(instance);
-        initialise(&mut self.store, &instance)
+        initialise(&mut self.store, &instance)?;
+        self.cancel.state.end();
+        Ok(())
     }
 
     /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
@@ -455,6 +498,13 @@ impl Plugin {
         }
         Ok(())
     }
+}
+
+/// The kernel, which exists from the first call on.
+fn present(kernel: &Option<Kernel>) -> Result<&Kernel> {
+    kernel
+        .as_ref()
+        .ok_or_else(|| anyhow!("the plugin's kernel is not instantiated"))
 }
 
 /// A failure before the export runs: always -1, with fuel exhaustion named as such.
@@ -481,13 +531,14 @@ fn find<E: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> Op
 /// A store ready for its first call.
 struct Setup {
     store: Store<PluginState>,
-    kernel: Kernel,
+    kernel: Option<Kernel>,
     instances: Vec<Option<Instance>>,
     main_imports: Vec<Extern>,
 }
 
-/// A new store with its kernel, the non-main module instances and the main module's imports
-/// resolved, so that a missing or mistyped import fails plugin creation, not the first call.
+/// A new store with its kernel (unless linked into main), the non-main module instances and
+/// the main module's imports resolved (unless pre-linked), so that a missing or mistyped
+/// import fails plugin creation, not the first call.
 fn setup(
     compiled: &Arc<Compiled>,
     carried: Carried,
@@ -517,9 +568,24 @@ fn setup(
         // Support modules' initialisers run under the same per-call budget as a call.
         store.set_fuel(fuel)?;
     }
-    let kernel_instance = compiled.runtime.kernel.instantiate(&mut store)?;
-    let kernel = Kernel::new(&mut store, kernel_instance)?;
-    store.data_mut().set_kernel(kernel.clone());
+    let main = compiled.main();
+    let kernel = if main.module.kernel_linked {
+        None
+    } else {
+        let instance = compiled.runtime.kernel.instantiate(&mut store)?;
+        let kernel = Kernel::new(&mut store, instance, "")?;
+        store.data_mut().set_kernel(kernel.clone());
+        Some(kernel)
+    };
+    if compiled.main_pre.is_some() {
+        // A kernel-linked plugin of one module, its imports already resolved.
+        return Ok(Setup {
+            store,
+            kernel,
+            instances: vec![None],
+            main_imports: Vec::new(),
+        });
+    }
 
     let mut instances: Vec<Option<Instance>> = vec![None; compiled.modules.len()];
     let support = &compiled.modules[..compiled.modules.len() - 1];
@@ -530,7 +596,8 @@ fn setup(
         interrupt.begin();
         let result = (|| -> Result<()> {
             for (i, m) in support.iter().enumerate() {
-                let imports = resolve_imports(compiled, &mut store, &kernel, &instances, m)?;
+                let imports =
+                    resolve_imports(compiled, &mut store, kernel.as_ref(), &instances, m)?;
                 let instance = Instance::new(&mut store, &m.module.module, &imports)?;
                 instances[i] = Some(instance);
                 // Reactors are initialised once, as wasmtime's linker does for them.
@@ -544,8 +611,7 @@ fn setup(
         store.data_mut().deadline = None;
         result?;
     }
-    let main = compiled.main();
-    let main_imports = resolve_imports(compiled, &mut store, &kernel, &instances, main)?;
+    let main_imports = resolve_imports(compiled, &mut store, kernel.as_ref(), &instances, main)?;
     // Kernel imports were type-checked when compiling; the others depend on the linker.
     let linked = main
         .module
@@ -582,7 +648,7 @@ fn setup(
 fn resolve_imports(
     compiled: &Compiled,
     store: &mut Store<PluginState>,
-    kernel: &Kernel,
+    kernel: Option<&Kernel>,
     instances: &[Option<Instance>],
     module: &crate::compiled::LinkedModule,
 ) -> Result<Vec<Extern>> {
@@ -596,7 +662,9 @@ fn resolve_imports(
             )
         };
         let ext = match source {
-            ImportSource::Kernel(index) => kernel.instance.get_module_export(&mut *store, index),
+            ImportSource::Kernel(index) => {
+                kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
+            }
             ImportSource::Linker => compiled
                 .linker
                 .get(&mut *store, import.module(), import.name())

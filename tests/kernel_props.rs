@@ -739,6 +739,22 @@ fn exports_match_upstream() {
                 assert_eq!(mt.maximum(), None);
                 assert!(!mt.is_64());
             }
+            // State that kernel code inlined into guests reads (src/kernel_link.rs); guests
+            // cannot import it.
+            ExternType::Global(g) if e.name().starts_with("extism-run:") => {
+                assert!(
+                    [
+                        "extism-run:input_offset",
+                        "extism-run:input_length",
+                        "extism-run:clean"
+                    ]
+                    .contains(&e.name()),
+                    "extra global {}",
+                    e.name()
+                );
+                assert_eq!(g.content().to_string(), "i64");
+                assert_eq!(g.mutability(), Mutability::Var);
+            }
             ExternType::Global(g) => {
                 assert!(
                     ["__heap_base", "__data_end"].contains(&e.name()),
@@ -752,7 +768,7 @@ fn exports_match_upstream() {
         }
     }
     assert_eq!(seen, want.len());
-    assert_eq!(module.exports().len(), want.len() + 3);
+    assert_eq!(module.exports().len(), want.len() + 6);
 }
 
 #[test]

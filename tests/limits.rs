@@ -24,7 +24,7 @@ fn interrupted(err: &extism::Error) -> Option<Interrupted> {
 
 #[test]
 fn timeout_interrupts_an_infinite_loop_and_the_plugin_stays_usable() {
-    let mut p = Plugin::new(&faults(Some(200)), [], false).unwrap();
+    let mut p = Plugin::new(faults(Some(200)), [], false).unwrap();
     let start = Instant::now();
     let (err, rc) = p
         .call_get_error_code::<_, &[u8]>("loop_forever", "")
@@ -44,7 +44,7 @@ fn timeout_interrupts_an_infinite_loop_and_the_plugin_stays_usable() {
 
 #[test]
 fn timeout_zero_interrupts_at_once() {
-    let mut p = Plugin::new(&faults(Some(0)), [], false).unwrap();
+    let mut p = Plugin::new(faults(Some(0)), [], false).unwrap();
     let (err, rc) = p
         .call_get_error_code::<_, &[u8]>("loop_forever", "")
         .unwrap_err();
@@ -53,7 +53,7 @@ fn timeout_zero_interrupts_at_once() {
 
 #[test]
 fn cancel_from_another_thread_stops_the_running_call() {
-    let mut p = Plugin::new(&faults(None), [], false).unwrap();
+    let mut p = Plugin::new(faults(None), [], false).unwrap();
     let handle = p.cancel_handle();
     let canceller = thread::spawn(move || {
         thread::sleep(Duration::from_millis(150));
@@ -70,11 +70,11 @@ fn cancel_from_another_thread_stops_the_running_call() {
 
 #[test]
 fn a_cancel_between_calls_is_forgotten() {
-    let mut p = Plugin::new(&faults(None), [], false).unwrap();
+    let mut p = Plugin::new(faults(None), [], false).unwrap();
     p.cancel_handle().cancel().unwrap();
     assert_eq!(p.call::<_, String>("count_calls", "").unwrap(), "1");
     // and it does not linger into a later long call either
-    let mut q = Plugin::new(&faults(Some(300)), [], false).unwrap();
+    let mut q = Plugin::new(faults(Some(300)), [], false).unwrap();
     q.cancel_handle().cancel().unwrap();
     let err = q.call::<_, ()>("loop_forever", "").unwrap_err();
     assert_eq!(interrupted(&err), Some(Interrupted::Timeout));

@@ -106,7 +106,7 @@ fn files_hashes_and_names() {
 
     let wrong = "0".repeat(64);
     let e = Plugin::new(
-        &Manifest::new([Wasm::file(&path).with_hash(&wrong)]),
+        Manifest::new([Wasm::file(&path).with_hash(&wrong)]),
         [],
         false,
     )
@@ -117,14 +117,14 @@ fn files_hashes_and_names() {
     );
     // upper-case hex does not match
     assert!(Plugin::new(
-        &Manifest::new([Wasm::file(&path).with_hash(hash.to_uppercase())]),
+        Manifest::new([Wasm::file(&path).with_hash(hash.to_uppercase())]),
         [],
         false
     )
     .is_err());
 
     let e = Plugin::new(
-        &Manifest::new([Wasm::file("/no/such/file.wasm")]),
+        Manifest::new([Wasm::file("/no/such/file.wasm")]),
         [],
         false,
     )

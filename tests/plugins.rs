@@ -99,6 +99,15 @@ fn alloc_bench_runs_in_the_kernel() {
     assert_eq!(out, "10000");
 }
 
+#[test]
+fn alloc_live_keeps_thousands_of_blocks() {
+    let mut p = plugin("echo");
+    for _ in 0..3 {
+        let out: String = p.call("alloc_live", "").unwrap();
+        assert_eq!(out, "10000");
+    }
+}
+
 fn reflect() -> Function {
     Function::new(
         "host_reflect",

@@ -81,3 +81,46 @@ pub fn alloc_bench() -> FnResult<String> {
     }
     Ok(ITERATIONS.to_string())
 }
+
+const LIVE_SIZES: [u64; 6] = [1, 8, 16, 100, 256, 1000];
+
+/// The kernel workload of spec/kernel.md §10.1: 10 000 allocations of mixed sizes in one call
+/// with many blocks live at once. Every third step frees a block from the middle of the live
+/// set (leaving holes for later allocations to reuse); the rest stay live until the end (up to
+/// 6 667 at once) and are then freed: 10 000 alloc/free pairs in all. Every block is checked
+/// (non-zero handle, `length(handle) == size`) and its first and last byte written.
+#[plugin_fn]
+pub fn alloc_live() -> FnResult<String> {
+    let mut live: Vec<Memory> = Vec::with_capacity(ITERATIONS);
+    for i in 0..ITERATIONS {
+        let size = LIVE_SIZES[i % LIVE_SIZES.len()];
+        let mem = Memory(memory_alloc(size));
+        let off = mem.offset();
+        if off == 0 {
+            return Err(Error::msg(format!(
+                "alloc_live: alloc({size}) returned 0 at iteration {i}"
+            ))
+            .into());
+        }
+        let len = Memory::find(off).map(|m| m.len() as u64).unwrap_or(0);
+        if len != size {
+            return Err(Error::msg(format!(
+                "alloc_live: length({off}) = {len}, expected {size} at iteration {i}"
+            ))
+            .into());
+        }
+        unsafe {
+            extism::store_u8(off, i as u8);
+            extism::store_u8(off + size - 1, (i as u8).wrapping_add(1));
+        }
+        live.push(mem);
+        if i % 3 == 2 {
+            let middle = live.len() / 2;
+            live.swap_remove(middle).free();
+        }
+    }
+    for m in live {
+        m.free();
+    }
+    Ok(ITERATIONS.to_string())
+}

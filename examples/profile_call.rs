@@ -1,0 +1,32 @@
+//! Calls one export in a loop, for profilers (perf, callgrind):
+//!
+//! ```sh
+//! EXTISM_RUN_PERFMAP=1 perf record -g -- \
+//!     target/release/examples/profile_call testdata/rust/wasm/echo.wasm echo 1048576 2000
+//! ```
+//!
+//! Arguments: plugin, export, input size in bytes (text), number of calls.
+
+use std::time::Instant;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, export, size, calls] = args.as_slice() else {
+        anyhow::bail!("usage: profile_call PLUGIN EXPORT INPUT_BYTES CALLS");
+    };
+    let input: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(size.parse()?)
+        .collect();
+    let mut plugin = extism::Plugin::new(std::fs::read(path)?, [], false)?;
+    let calls: u32 = calls.parse()?;
+    let start = Instant::now();
+    for _ in 0..calls {
+        plugin.call::<&[u8], &[u8]>(export, &input)?;
+    }
+    let each = start.elapsed() / calls;
+    eprintln!("{export}: {each:?} per call");
+    Ok(())
+}

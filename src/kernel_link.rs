@@ -1,0 +1,717 @@
+//! The kernel, linked statically into a guest module before it is compiled.
+//!
+//! A guest talks to the kernel through `extism:host/env` imports (`spec/kernel.md`). Kept as a
+//! separate instance, every one of those is a call into another instance that pays wasmtime's
+//! epoch check on entry, and PDKs move data with one such call per byte or per 8 bytes
+//! (`input_load_u64`, `load_u64`, `store_u64`, ...; kernel.md §10.6). [`link`] instead
+//! appends the kernel's functions, memories and globals to the guest module and
+//!
+//! - turns every import of a kernel function into a direct call of the appended function;
+//! - replaces each direct call of the byte-moving functions with the instructions the kernel
+//!   itself runs for them (`kernel/kernel.wat`), on the kernel's own memory and globals;
+//! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
+//!   rest of the runtime hides from callers ([`is_private`]);
+//! - exports the guest's start function as [`START`] instead of running it while
+//!   instantiating.
+//!
+//! One instance per plugin then holds guest and kernel, so creating a plugin sets up one
+//! instance instead of two, and guest memories keep copy-on-write initialisation (wasmtime only
+//! uses it for modules that import no memory). Results, bounds checks and the kernel's
+//! bookkeeping are exactly those of the kernel functions: a guest cannot tell the difference.
+//!
+//! This module must never change what a guest module means. Indices are shifted everywhere by
+//! wasm-encoder's reencoder; anything this pass does not understand (a parse error, a component,
+//! an unknown section, a guest export under the prefix) leaves the module alone, and the caller
+//! (engine.rs) falls back to the original module with a separate kernel instance if the linked
+//! module does not compile.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use wasm_encoder::{
+    reencode::{self, Reencode},
+    BlockType, ExportKind, Instruction, MemArg, ValType,
+};
+use wasmparser::{
+    BinaryReader, CodeSectionReader, CompositeInnerType, ExternalKind, Operator, Parser, Payload,
+    TypeRef,
+};
+
+use crate::kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_WASM};
+
+/// Names of the kernel's exports in a linked module start with this.
+pub const EXPORT_PREFIX: &str = "extism-run:kernel/";
+
+/// The guest's start function in a linked module: exported under this name instead of being
+/// the module's start function, so that it runs once the host can serve the kernel to host
+/// functions (plugin.rs calls it right after instantiating).
+pub const START: &str = "extism-run:kernel/start";
+
+/// True for the kernel exports of a linked module: never callable as plugin functions.
+pub fn is_private(name: &str) -> bool {
+    name.starts_with(EXPORT_PREFIX)
+}
+
+/// The kernel globals that inlined code reads (exported by kernel.wat under these names).
+const INPUT_OFFSET: &str = "extism-run:input_offset";
+const INPUT_LENGTH: &str = "extism-run:input_length";
+const CLEAN: &str = "extism-run:clean";
+
+type Signature = (Vec<wasmparser::ValType>, Vec<wasmparser::ValType>);
+
+/// A kernel function whose calls are replaced by its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hot {
+    InputLength,
+    InputOffset,
+    InputLoadU8,
+    InputLoadU64,
+    LoadU8,
+    LoadU64,
+    StoreU8,
+    StoreU64,
+}
+
+impl Hot {
+    fn from_name(name: &str) -> Option<Hot> {
+        Some(match name {
+            "input_length" => Hot::InputLength,
+            "input_offset" => Hot::InputOffset,
+            "input_load_u8" => Hot::InputLoadU8,
+            "input_load_u64" => Hot::InputLoadU64,
+            "load_u8" => Hot::LoadU8,
+            "load_u64" => Hot::LoadU64,
+            "store_u8" => Hot::StoreU8,
+            "store_u64" => Hot::StoreU64,
+            _ => return None,
+        })
+    }
+}
+
+/// What a first pass learns about a module.
+#[derive(Default)]
+struct Layout {
+    signatures: Vec<Option<Signature>>,
+    /// `(module, name, type)` of every import, in order.
+    imports: Vec<(String, String, TypeRef)>,
+    imported_functions: u32,
+    imported_memories: u32,
+    imported_globals: u32,
+    defined_memories: u32,
+    defined_globals: u32,
+    /// Type index of each defined function, in order.
+    defined_types: Vec<u32>,
+    /// Exports: name, kind, index.
+    exports: Vec<(String, ExternalKind, u32)>,
+}
+
+fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
+    let mut layout = Layout::default();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::Version {
+                encoding: wasmparser::Encoding::Module,
+                ..
+            } => {}
+            Payload::Version { .. } => return Ok(None),
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub in group?.into_types() {
+                        layout.signatures.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => {
+                                Some((f.params().to_vec(), f.results().to_vec()))
+                            }
+                            _ => None,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import?;
+                    match import.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => layout.imported_functions += 1,
+                        TypeRef::Memory(_) => layout.imported_memories += 1,
+                        TypeRef::Global(_) => layout.imported_globals += 1,
+                        TypeRef::Table(_) | TypeRef::Tag(_) => {}
+                    }
+                    layout
+                        .imports
+                        .push((import.module.into(), import.name.into(), import.ty));
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    layout.defined_types.push(ty?);
+                }
+            }
+            Payload::MemorySection(reader) => layout.defined_memories = reader.count(),
+            Payload::GlobalSection(reader) => layout.defined_globals = reader.count(),
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export?;
+                    layout
+                        .exports
+                        .push((export.name.into(), export.kind, export.index));
+                }
+            }
+            Payload::CodeSectionStart { .. } => break,
+            Payload::End(_) => break,
+            _ => {}
+        }
+    }
+    Ok(Some(layout))
+}
+
+/// Links the kernel into `guest` (binary wasm). `Ok(None)` when this pass leaves the module
+/// alone (see the module docs); an error when the guest imports a kernel function with the
+/// wrong type, with the message the linker would give.
+pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
+    let (Ok(Some(g)), Ok(Some(k))) = (scan(guest), scan(KERNEL_WASM)) else {
+        return Ok(None);
+    };
+    if g.exports.iter().any(|(name, _, _)| is_private(name)) {
+        return Ok(None);
+    }
+    let kernel_export = |name: &str, kind: ExternalKind| {
+        k.exports
+            .iter()
+            .find(|(n, kd, _)| n == name && *kd == kind)
+            .map(|(_, _, i)| *i)
+    };
+
+    // Function index space of the linked module: the guest's imports minus the kernel
+    // functions, the guest's functions, then the kernel's (the kernel imports nothing).
+    let removed: u32 = g
+        .imports
+        .iter()
+        .filter(|(m, n, ty)| is_kernel_function(m, n, ty))
+        .count() as u32;
+    let kept_imports = g.imported_functions - removed;
+    let kernel_base = kept_imports + g.defined_types.len() as u32;
+    let mut functions = Vec::with_capacity(g.imported_functions as usize);
+    let mut hot = HashMap::new();
+    let mut kept = 0;
+    for (module, name, ty) in &g.imports {
+        let (TypeRef::Func(ty) | TypeRef::FuncExact(ty)) = *ty else {
+            continue;
+        };
+        if !is_kernel_function(module, name, &TypeRef::Func(ty)) {
+            functions.push(kept);
+            kept += 1;
+            continue;
+        }
+        let Some(index) = kernel_export(name, ExternalKind::Func) else {
+            return Ok(None);
+        };
+        let want = g.signatures.get(ty as usize).cloned().flatten();
+        let have = k
+            .defined_types
+            .get(index as usize)
+            .and_then(|&t| k.signatures.get(t as usize).cloned().flatten());
+        if want != have {
+            bail!(
+                "incompatible import type for `{ENV_MODULE}::{name}`: the module expects {}, \
+                 the host provides {}",
+                describe(want.as_ref()),
+                describe(have.as_ref())
+            );
+        }
+        if let Some(h) = Hot::from_name(name) {
+            hot.insert(functions.len() as u32, h);
+        }
+        functions.push(kernel_base + index);
+    }
+
+    let global_base = g.imported_globals + g.defined_globals;
+    let globals = [INPUT_OFFSET, INPUT_LENGTH, CLEAN]
+        .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i));
+    let ([Some(in_off), Some(in_len), Some(clean)], Some(memory)) =
+        (globals, kernel_export("memory", ExternalKind::Memory))
+    else {
+        return Ok(None);
+    };
+    let memory_base = g.imported_memories + g.defined_memories;
+    let mut guest_remap = GuestRemap {
+        functions,
+        imported_functions: g.imported_functions,
+        removed,
+        hot,
+        params: g
+            .defined_types
+            .iter()
+            .map(|&t| {
+                g.signatures
+                    .get(t as usize)
+                    .cloned()
+                    .flatten()
+                    .map(|s| s.0.len() as u32)
+            })
+            .collect(),
+        next_body: 0,
+        kernel: KernelState {
+            memory: memory_base + memory,
+            in_off,
+            in_len,
+            clean,
+        },
+    };
+    let mut kernel_remap = KernelRemap {
+        types: g.signatures.len() as u32,
+        functions: kernel_base,
+        memories: memory_base,
+        globals: global_base,
+    };
+    match assemble(guest, &k, &mut guest_remap, &mut kernel_remap) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) => {
+            tracing::debug!("kernel not linked into the module: {e}");
+            Ok(None)
+        }
+    }
+}
+
+fn is_kernel_function(module: &str, name: &str, ty: &TypeRef) -> bool {
+    module == ENV_MODULE
+        && KERNEL_FUNCTIONS.contains(&name)
+        && matches!(ty, TypeRef::Func(_) | TypeRef::FuncExact(_))
+}
+
+/// `(i64, i32) -> i64` style text, as compiled.rs describes import types.
+fn describe(sig: Option<&Signature>) -> String {
+    let Some((params, results)) = sig else {
+        return "a non-function type".into();
+    };
+    let list = |v: &[wasmparser::ValType]| {
+        v.iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match results.len() {
+        0 => format!("({})", list(params)),
+        1 => format!("({}) -> {}", list(params), results[0]),
+        _ => format!("({}) -> ({})", list(params), list(results)),
+    }
+}
+
+/// The linked module's sections, filled from the guest and then the kernel.
+#[derive(Default)]
+struct Sections {
+    types: wasm_encoder::TypeSection,
+    imports: wasm_encoder::ImportSection,
+    functions: wasm_encoder::FunctionSection,
+    tables: Option<wasm_encoder::TableSection>,
+    memories: wasm_encoder::MemorySection,
+    tags: Option<wasm_encoder::TagSection>,
+    globals: wasm_encoder::GlobalSection,
+    exports: wasm_encoder::ExportSection,
+    start: Option<u32>,
+    elements: Option<wasm_encoder::ElementSection>,
+    data_count: Option<u32>,
+    code: wasm_encoder::CodeSection,
+    data: Option<wasm_encoder::DataSection>,
+    /// Custom sections, encoded, in their original order (placed at the end).
+    custom: Vec<u8>,
+}
+
+type ReResult<T = ()> = Result<T, reencode::Error<&'static str>>;
+
+fn assemble(
+    guest: &[u8],
+    k: &Layout,
+    gr: &mut GuestRemap,
+    kr: &mut KernelRemap,
+) -> ReResult<Vec<u8>> {
+    let mut s = Sections::default();
+    add_module(guest, gr, &mut s, true)?;
+    add_module(KERNEL_WASM, kr, &mut s, false)?;
+    if let Some(start) = s.start.take() {
+        s.exports.export(START, ExportKind::Func, start);
+    }
+    for (name, kind, index) in &k.exports {
+        let (kind, index) = match kind {
+            ExternalKind::Func | ExternalKind::FuncExact => {
+                (ExportKind::Func, kr.function_index(*index)?)
+            }
+            ExternalKind::Memory => (ExportKind::Memory, kr.memory_index(*index)?),
+            ExternalKind::Global => (ExportKind::Global, kr.global_index(*index)?),
+            ExternalKind::Table | ExternalKind::Tag => continue,
+        };
+        s.exports
+            .export(&format!("{EXPORT_PREFIX}{name}"), kind, index);
+    }
+
+    let mut module = wasm_encoder::Module::new();
+    module.section(&s.types);
+    module.section(&s.imports);
+    module.section(&s.functions);
+    if let Some(t) = &s.tables {
+        module.section(t);
+    }
+    module.section(&s.memories);
+    if let Some(t) = &s.tags {
+        module.section(t);
+    }
+    module.section(&s.globals);
+    module.section(&s.exports);
+    if let Some(e) = &s.elements {
+        module.section(e);
+    }
+    if let Some(count) = s.data_count {
+        module.section(&wasm_encoder::DataCountSection { count });
+    }
+    module.section(&s.code);
+    if let Some(d) = &s.data {
+        module.section(d);
+    }
+    let mut bytes = module.finish();
+    // Custom sections may follow the last section.
+    bytes.extend_from_slice(&s.custom);
+    Ok(bytes)
+}
+
+/// Adds one module's sections (`is_guest`: the guest, whose kernel imports are dropped and
+/// whose custom sections are kept; otherwise the kernel).
+fn add_module(
+    wasm: &[u8],
+    r: &mut impl Reencode<Error = &'static str>,
+    s: &mut Sections,
+    is_guest: bool,
+) -> ReResult {
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::Version { .. } => {}
+            Payload::TypeSection(reader) => r.parse_type_section(&mut s.types, reader)?,
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import?;
+                    if is_guest && is_kernel_function(import.module, import.name, &import.ty) {
+                        continue;
+                    }
+                    s.imports
+                        .import(import.module, import.name, r.entity_type(import.ty)?);
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                r.parse_function_section(&mut s.functions, reader)?
+            }
+            Payload::TableSection(reader) => {
+                r.parse_table_section(s.tables.get_or_insert_with(Default::default), reader)?
+            }
+            Payload::MemorySection(reader) => r.parse_memory_section(&mut s.memories, reader)?,
+            Payload::TagSection(reader) => {
+                r.parse_tag_section(s.tags.get_or_insert_with(Default::default), reader)?
+            }
+            Payload::GlobalSection(reader) => r.parse_global_section(&mut s.globals, reader)?,
+            Payload::ExportSection(reader) => {
+                if is_guest {
+                    r.parse_export_section(&mut s.exports, reader)?
+                }
+            }
+            Payload::StartSection { func, .. } => s.start = Some(r.start_section(func)?),
+            Payload::ElementSection(reader) => {
+                r.parse_element_section(s.elements.get_or_insert_with(Default::default), reader)?
+            }
+            Payload::DataCountSection { count, .. } => s.data_count = Some(r.data_count(count)?),
+            Payload::DataSection(reader) => {
+                r.parse_data_section(s.data.get_or_insert_with(Default::default), reader)?
+            }
+            Payload::CodeSectionStart { range, .. } => {
+                let bytes = wasm
+                    .get(range.clone())
+                    .ok_or(reencode::Error::InvalidCodeSectionSize)?;
+                let reader = CodeSectionReader::new(BinaryReader::new(bytes, range.start))?;
+                r.parse_code_section(&mut s.code, reader)?;
+            }
+            Payload::CodeSectionEntry(_) => {}
+            Payload::CustomSection(section) => {
+                if is_guest {
+                    let mut scratch = wasm_encoder::Module::new();
+                    r.parse_custom_section(&mut scratch, section)?;
+                    // Drop the 8-byte header: what remains is the encoded section.
+                    s.custom.extend_from_slice(&scratch.as_slice()[8..]);
+                }
+            }
+            Payload::End(_) => break,
+            _ => {
+                return Err(reencode::Error::UserError(
+                    "a section this pass does not handle",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the kernel state that inlined code uses ended up in the linked module.
+struct KernelState {
+    memory: u32,
+    in_off: u32,
+    in_len: u32,
+    clean: u32,
+}
+
+/// Index mapping for the guest's code: functions move (kernel imports removed), everything
+/// else keeps its index.
+struct GuestRemap {
+    /// New index of each imported function.
+    functions: Vec<u32>,
+    imported_functions: u32,
+    removed: u32,
+    /// Inlined kernel functions, by the guest's original function index.
+    hot: HashMap<u32, Hot>,
+    /// Parameter count of each defined function.
+    params: Vec<Option<u32>>,
+    /// Index among defined functions of the next function body.
+    next_body: usize,
+    kernel: KernelState,
+}
+
+impl Reencode for GuestRemap {
+    type Error = &'static str;
+
+    fn function_index(&mut self, func: u32) -> ReResult<u32> {
+        if func < self.imported_functions {
+            return self
+                .functions
+                .get(func as usize)
+                .copied()
+                .ok_or(reencode::Error::UserError("function index out of range"));
+        }
+        Ok(func - self.removed)
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> ReResult {
+        let defined = self.next_body;
+        self.next_body += 1;
+        let hot_call = |hot: &HashMap<u32, Hot>, op: &Operator<'_>| match op {
+            Operator::Call { function_index } => hot.get(function_index).copied(),
+            _ => None,
+        };
+        let mut reader = func.get_operators_reader()?;
+        let mut calls_hot = false;
+        while !reader.eof() {
+            if hot_call(&self.hot, &reader.read()?).is_some() {
+                calls_hot = true;
+                break;
+            }
+        }
+        if !calls_hot {
+            return reencode::utils::parse_function_body(self, code, func);
+        }
+
+        // Three scratch locals after the function's own: two i64, one i32.
+        let mut locals = Vec::new();
+        let mut declared: u32 = 0;
+        for pair in func.get_locals_reader()? {
+            let (count, ty) = pair?;
+            declared = declared.saturating_add(count);
+            locals.push((count, self.val_type(ty)?));
+        }
+        let params =
+            self.params
+                .get(defined)
+                .copied()
+                .flatten()
+                .ok_or(reencode::Error::UserError(
+                    "a function without a function type",
+                ))?;
+        let scratch = params.saturating_add(declared);
+        locals.push((2, ValType::I64));
+        locals.push((1, ValType::I32));
+        let mut f = wasm_encoder::Function::new(locals);
+        let mut reader = func.get_operators_reader()?;
+        while !reader.eof() {
+            let op = reader.read()?;
+            match hot_call(&self.hot, &op) {
+                Some(hot) => {
+                    for i in self.kernel.inline(hot, scratch) {
+                        f.instruction(&i);
+                    }
+                }
+                None => {
+                    f.instruction(&self.instruction(op)?);
+                }
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+}
+
+/// Index mapping for the kernel's code: everything moves past the guest's.
+struct KernelRemap {
+    types: u32,
+    functions: u32,
+    memories: u32,
+    globals: u32,
+}
+
+impl Reencode for KernelRemap {
+    type Error = &'static str;
+
+    fn type_index(&mut self, ty: u32) -> ReResult<u32> {
+        Ok(self.types + ty)
+    }
+    fn function_index(&mut self, func: u32) -> ReResult<u32> {
+        Ok(self.functions + func)
+    }
+    fn memory_index(&mut self, memory: u32) -> ReResult<u32> {
+        Ok(self.memories + memory)
+    }
+    fn global_index(&mut self, global: u32) -> ReResult<u32> {
+        Ok(self.globals + global)
+    }
+}
+
+impl KernelState {
+    /// The kernel's code for `hot` (kernel/kernel.wat), taking its arguments from the stack.
+    /// Locals `s` and `s + 1` (i64) and `s + 2` (i32) are scratch.
+    fn inline(&self, hot: Hot, s: u32) -> Vec<Instruction<'static>> {
+        use Instruction as I;
+        let (a, b, c) = (s, s + 1, s + 2);
+        let arg = MemArg {
+            offset: 0,
+            align: 0,
+            memory_index: self.memory,
+        };
+        let (in_off, in_len, clean) = (self.in_off, self.in_len, self.clean);
+        // the kernel memory's size in bytes, as i64
+        let mem_bytes = [
+            I::MemorySize(self.memory),
+            I::I64ExtendI32U,
+            I::I64Const(16),
+            I::I64Shl,
+        ];
+        let mut out = Vec::with_capacity(24);
+        match hot {
+            Hot::InputLength => out.push(I::GlobalGet(in_len)),
+            Hot::InputOffset => out.push(I::GlobalGet(in_off)),
+            // i < len
+            Hot::InputLoadU8 => out.extend([
+                I::LocalSet(a),
+                I::LocalGet(a),
+                I::GlobalGet(in_len),
+                I::I64LtU,
+                I::If(BlockType::Result(ValType::I32)),
+                I::GlobalGet(in_off),
+                I::LocalGet(a),
+                I::I64Add,
+                I::I32WrapI64,
+                I::I32Load8U(arg),
+                I::Else,
+                I::I32Const(0),
+                I::End,
+            ]),
+            // len >= 8 && i <= len - 8
+            Hot::InputLoadU64 => out.extend([
+                I::LocalSet(a),
+                I::GlobalGet(in_len),
+                I::I64Const(8),
+                I::I64GeU,
+                I::LocalGet(a),
+                I::GlobalGet(in_len),
+                I::I64Const(8),
+                I::I64Sub,
+                I::I64LeU,
+                I::I32And,
+                I::If(BlockType::Result(ValType::I64)),
+                I::GlobalGet(in_off),
+                I::LocalGet(a),
+                I::I64Add,
+                I::I32WrapI64,
+                I::I64Load(arg),
+                I::Else,
+                I::I64Const(0),
+                I::End,
+            ]),
+            // p < size
+            Hot::LoadU8 => {
+                out.extend([I::LocalSet(a), I::LocalGet(a)]);
+                out.extend(mem_bytes);
+                out.extend([
+                    I::I64LtU,
+                    I::If(BlockType::Result(ValType::I32)),
+                    I::LocalGet(a),
+                    I::I32WrapI64,
+                    I::I32Load8U(arg),
+                    I::Else,
+                    I::I32Const(0),
+                    I::End,
+                ]);
+            }
+            // p <= size - 8
+            Hot::LoadU64 => {
+                out.extend([I::LocalSet(a), I::LocalGet(a)]);
+                out.extend(mem_bytes);
+                out.extend([
+                    I::I64Const(8),
+                    I::I64Sub,
+                    I::I64LeU,
+                    I::If(BlockType::Result(ValType::I64)),
+                    I::LocalGet(a),
+                    I::I32WrapI64,
+                    I::I64Load(arg),
+                    I::Else,
+                    I::I64Const(0),
+                    I::End,
+                ]);
+            }
+            // p < size; a store at or above $clean raises it to p + 1
+            Hot::StoreU8 => {
+                out.extend([I::LocalSet(c), I::LocalSet(a), I::LocalGet(a)]);
+                out.extend(mem_bytes);
+                out.extend([
+                    I::I64LtU,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(a),
+                    I::I32WrapI64,
+                    I::LocalGet(c),
+                    I::I32Store8(arg),
+                    I::LocalGet(a),
+                    I::GlobalGet(clean),
+                    I::I64GeU,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(a),
+                    I::I64Const(1),
+                    I::I64Add,
+                    I::GlobalSet(clean),
+                    I::End,
+                    I::End,
+                ]);
+            }
+            // p <= size - 8; p + 8 > $clean raises it to p + 8
+            Hot::StoreU64 => {
+                out.extend([I::LocalSet(b), I::LocalSet(a), I::LocalGet(a)]);
+                out.extend(mem_bytes);
+                out.extend([
+                    I::I64Const(8),
+                    I::I64Sub,
+                    I::I64LeU,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(a),
+                    I::I32WrapI64,
+                    I::LocalGet(b),
+                    I::I64Store(arg),
+                    I::LocalGet(a),
+                    I::I64Const(8),
+                    I::I64Add,
+                    I::LocalTee(b),
+                    I::GlobalGet(clean),
+                    I::I64GtU,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(b),
+                    I::GlobalSet(clean),
+                    I::End,
+                    I::End,
+                ]);
+            }
+        }
+        out
+    }
+}
