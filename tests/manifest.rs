@@ -123,12 +123,7 @@ fn files_hashes_and_names() {
     )
     .is_err());
 
-    let e = Plugin::new(
-        Manifest::new([Wasm::file("/no/such/file.wasm")]),
-        [],
-        false,
-    )
-    .unwrap_err();
+    let e = Plugin::new(Manifest::new([Wasm::file("/no/such/file.wasm")]), [], false).unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.starts_with("Unable to load Wasm file \"/no/such/file.wasm\""),

@@ -1,0 +1,202 @@
+//! The kernel linked into single-module plugins (src/kernel_link.rs): same behaviour as the
+//! kernel as an instance of its own, private exports hidden, start functions deferred.
+
+mod common;
+
+use common::{pdk, wat};
+use extism::{Manifest, Plugin, Wasm};
+
+/// The probe plugin with the kernel linked in (one module) or as its own instance (a second,
+/// empty module in the manifest keeps the kernel separate).
+fn probe(linked: bool) -> Plugin {
+    let mut modules = vec![Wasm::data(wat("kernel_probe"))];
+    if !linked {
+        modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
+    }
+    Plugin::new(Manifest::new(modules), [], false).unwrap()
+}
+
+fn run(p: &mut Plugin, op: u64, a: u64, b: u64) -> u64 {
+    let input: Vec<u8> = [op, a, b].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let out: Vec<u8> = p.call("probe", input).unwrap();
+    u64::from_le_bytes(out.try_into().expect("8 bytes of output"))
+}
+
+#[test]
+fn inlined_kernel_calls_behave_like_the_kernel() {
+    let mut plugins = [probe(true), probe(false)];
+    let size = run(&mut plugins[0], 6, 0, 0);
+    assert_eq!(size, run(&mut plugins[1], 6, 0, 0));
+    assert_eq!(size, 1 << 20, "the kernel starts with 16 pages");
+
+    let edges = [
+        0,
+        1,
+        7,
+        8,
+        15,
+        16,
+        17,
+        23,
+        24,
+        25,
+        127,
+        128,
+        size - 9,
+        size - 8,
+        size - 7,
+        size - 1,
+        size,
+        size + 1,
+        u32::MAX as u64,
+        1 << 32,
+        u64::MAX - 7,
+        u64::MAX - 6,
+        u64::MAX,
+    ];
+    let mut cases = Vec::new();
+    for &a in &edges {
+        for op in [0, 1, 2, 3, 10] {
+            cases.push((op, a, 0));
+        }
+        cases.push((4, a, 0x1ab));
+        cases.push((5, a, 0x0102_0304_0506_0708));
+    }
+    cases.extend([(7, 0, 0), (8, 0, 0)]);
+
+    for (op, a, b) in cases {
+        let linked = run(&mut plugins[0], op, a, b);
+        let separate = run(&mut plugins[1], op, a, b);
+        assert_eq!(linked, separate, "op {op}, a {a:#x}, b {b:#x}");
+    }
+
+    // A few answers spelled out (spec/kernel.md §9.5).
+    let p = &mut plugins[0];
+    assert_eq!(run(p, 1, 16, 42), 42, "the last 8 input bytes are b");
+    assert_eq!(run(p, 1, 8, 0), 8, "input bytes 8..16 are a");
+    assert_eq!(run(p, 1, 17, 42), 0, "fewer than 8 bytes left");
+    assert_eq!(run(p, 1, u64::MAX - 6, 0), 0, "no wrap-around");
+    assert_eq!(run(p, 0, 24, 0), 0);
+    assert_eq!(run(p, 3, size - 7, 0), 0);
+    assert_eq!(run(p, 5, size - 8, 77), 77);
+    assert_eq!(
+        run(p, 5, size - 7, 77),
+        0,
+        "an out-of-range store is ignored"
+    );
+    assert_eq!(run(p, 7, 0, 0), 24);
+}
+
+#[test]
+fn inlined_stores_past_the_bump_pointer_never_leak_into_fresh_space() {
+    // On new plugins, so that nothing was stored high up before. The second call's input
+    // takes [128, 160) and its new block [160, size - 16), which covers the stored bytes.
+    let size = 1 << 20;
+    for (op, value) in [(4, 0xab), (5, u64::MAX)] {
+        for linked in [true, false] {
+            let mut p = probe(linked);
+            assert_eq!(run(&mut p, op, size - 64, value), value);
+            assert_eq!(
+                run(&mut p, 9, size - 176, size - 64),
+                0,
+                "op {op}, {linked}"
+            );
+        }
+    }
+}
+
+#[test]
+fn private_kernel_exports_are_not_plugin_functions() {
+    let mut p = Plugin::new(pdk("count_vowels"), [], false).unwrap();
+    for name in [
+        "extism-run:kernel/reset",
+        "extism-run:kernel/alloc",
+        "extism-run:kernel/start",
+    ] {
+        assert!(!p.function_exists(name), "{name}");
+        let err = p.call::<_, &[u8]>(name, "").unwrap_err();
+        assert_eq!(err.to_string(), format!("Function not found: {name}"));
+    }
+    let out: String = p.call("count_vowels_no_vars", "aaa").unwrap();
+    assert!(out.contains("\"count\":3"), "{out}");
+}
+
+const START_SETS_A_VAR: &str = r#"
+(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (global $starts (mut i32) (i32.const 0))
+  (func $byte (param $v i32) (result i64)
+    (local $h i64)
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $h) (local.get $v))
+    (local.get $h))
+  ;; A start function that needs the kernel and a host function.
+  (func $start
+    (global.set $starts (i32.add (global.get $starts) (i32.const 1)))
+    (call $var_set (call $byte (i32.const 107)) (call $byte (i32.const 118))))
+  (start $start)
+  (func (export "starts") (result i32)
+    (local $h i64)
+    (local.set $h (call $byte (i32.add (i32.const 48) (global.get $starts))))
+    (call $output_set (local.get $h) (i64.const 1))
+    (i32.const 0))
+)
+"#;
+
+#[test]
+fn start_functions_run_once_and_can_use_the_kernel() {
+    let mut p = Plugin::new(START_SETS_A_VAR.as_bytes(), [], false).unwrap();
+    for _ in 0..2 {
+        let out: String = p.call("starts", "").unwrap();
+        assert_eq!(out, "1");
+    }
+    assert_eq!(p.vars().get("k").map(Vec::as_slice), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_failing_start_function_fails_every_call() {
+    let wat = START_SETS_A_VAR.replace("(global.set $starts", "(unreachable) (global.set $starts");
+    let mut p = Plugin::new(wat.as_bytes(), [], false).unwrap();
+    for _ in 0..2 {
+        let (err, rc) = p.call_get_error_code::<_, &[u8]>("starts", "").unwrap_err();
+        assert_eq!(rc, -1);
+        assert!(format!("{err:#}").contains("unreachable"), "{err:#}");
+    }
+}
+
+#[test]
+fn a_kernel_import_with_another_type_is_refused() {
+    let wat = r#"(module
+        (import "extism:host/env" "load_u64" (func (param i32) (result i64)))
+        (func (export "run") (result i32) (i32.const 0)))"#;
+    let err = Plugin::new(wat.as_bytes(), [], false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "incompatible import type for `extism:host/env::load_u64`: the module expects \
+         (i32) -> i64, the host provides (i64) -> i64"
+    );
+}
+
+#[test]
+fn a_guest_export_under_the_private_prefix_keeps_the_kernel_separate() {
+    let wat = r#"(module
+        (import "extism:host/env" "input_length" (func $len (result i64)))
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+        (func (export "extism-run:kernel/alloc") (result i32) (i32.const 9))
+        (func (export "run") (result i32)
+          (local $h i64)
+          (local.set $h (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $h) (i32.add (i32.const 48) (i32.wrap_i64 (call $len))))
+          (call $output_set (local.get $h) (i64.const 1))
+          (i32.const 0)))"#;
+    let mut p = Plugin::new(wat.as_bytes(), [], false).unwrap();
+    let out: String = p.call("run", "abc").unwrap();
+    assert_eq!(out, "3");
+    assert!(!p.function_exists("extism-run:kernel/alloc"));
+}
