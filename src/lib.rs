@@ -23,6 +23,7 @@ mod current_plugin;
 pub mod disk_cache;
 mod engine;
 mod function;
+mod heap_trim;
 mod host;
 mod http;
 pub mod kernel;

@@ -71,6 +71,8 @@ pub struct Plugin {
     rebuild: bool,
     output: (u64, u64),
     cancel: CancelHandle,
+    /// Last: dropped after the store (heap_trim.rs).
+    _live: crate::heap_trim::Live,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -127,6 +129,7 @@ impl Plugin {
             rebuild: false,
             output: (0, 0),
             cancel: CancelHandle { state: interrupt },
+            _live: crate::heap_trim::Live::new(),
         })
     }
 

@@ -476,6 +476,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// What one child reports.
 struct Live {
     create_s: f64,
+    free_s: f64,
     rss_per_plugin: f64,
     rss_held: f64,
 }
@@ -507,6 +508,7 @@ fn live_rows(opts: &Options) -> Vec<Row> {
             };
             results[i].push(Live {
                 create_s: field("create_s"),
+                free_s: field("free_s"),
                 rss_per_plugin: field("rss_per_plugin"),
                 rss_held: field("rss_held"),
             });
@@ -522,6 +524,14 @@ fn live_rows(opts: &Options) -> Vec<Row> {
             unit: Unit::Time,
             ours: med(0, |l| l.create_s) / n as f64,
             upstream: med(1, |l| l.create_s) / n as f64,
+            target: None,
+            bytes: None,
+        },
+        Row {
+            name: format!("{n} live plugins: free them all, per plugin"),
+            unit: Unit::Time,
+            ours: med(0, |l| l.free_s) / n as f64,
+            upstream: med(1, |l| l.free_s) / n as f64,
             target: None,
             bytes: None,
         },
@@ -592,9 +602,11 @@ fn live_child(args: &[String]) {
         eprintln!("resident memory with {n} live plugins, by mapping:");
         dump_smaps();
     }
+    let start = Instant::now();
     for p in plugins {
         api.plugin_free(p);
     }
+    let free = start.elapsed();
     let after = rss_bytes();
     if std::env::var_os("COMPARE_SMAPS").is_some() {
         dump_smaps();
@@ -607,8 +619,9 @@ fn live_child(args: &[String]) {
     }
     api.compiled_free(compiled);
     println!(
-        "compile_s={compile_s} create_s={} rss_per_plugin={} rss_held={} rss_before={before} rss_live={live} rss_after={after}",
+        "compile_s={compile_s} create_s={} free_s={} rss_per_plugin={} rss_held={} rss_before={before} rss_live={live} rss_after={after}",
         create.as_secs_f64(),
+        free.as_secs_f64(),
         (live - before) / n as f64,
         after - before,
     );
