@@ -156,7 +156,6 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         .enumerate()
         .map(|(pos, &i)| (compiled[i].0.as_str(), pos))
         .collect();
-    let kernel_module = runtime.kernel.module();
 
     let mut modules = Vec::with_capacity(order.len());
     for &i in &order {
@@ -164,7 +163,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         let mut imports = Vec::new();
         for import in module.module.imports() {
             let source = if import.module() == ENV_MODULE {
-                env_import(kernel_module, import.name(), &import.ty())?
+                env_import(runtime, import.name(), &import.ty())?
             } else if let Some(&pos) = positions.get(import.module()) {
                 ImportSource::Module(pos)
             } else {
@@ -215,8 +214,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
 }
 
 /// Checks an `extism:host/env` import (`spec/guest-abi.md` §1).
-fn env_import(kernel: &wasmtime::Module, name: &str, ty: &ExternType) -> Result<ImportSource> {
+fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSource> {
     if KERNEL_FUNCTIONS.contains(&name) {
+        let kernel = runtime.kernel()?.module();
         let index = kernel
             .get_export_index(name)
             .ok_or_else(|| anyhow!("the kernel does not export `{name}`"))?;
@@ -238,7 +238,7 @@ fn env_import(kernel: &wasmtime::Module, name: &str, ty: &ExternType) -> Result<
     if HOST_FUNCTIONS.contains(&name) {
         return Ok(ImportSource::Linker);
     }
-    if kernel.get_export(name).is_some() {
+    if crate::kernel::is_export(name) {
         bail!(
             "Invalid import from {ENV_MODULE}: `{name}` is not a function and cannot be imported"
         );

@@ -1,7 +1,8 @@
 //! The process-wide wasmtime engines and what is compiled with them.
 //!
 //! One `Engine` per distinct configuration (with or without fuel metering), created on first
-//! use and kept for the life of the process; the kernel is compiled once per engine; plugin
+//! use and kept for the life of the process; the kernel is compiled once per engine, when a
+//! plugin first needs it as a module of its own; plugin
 //! modules are shared in-process by the SHA-256 of their bytes (and whether the kernel is
 //! linked into them, kernel_link.rs), so a second plugin made from the same bytes never
 //! compiles again. The cache holds modules weakly, plus the most recently used ones strongly
@@ -24,8 +25,9 @@ use crate::{kernel::KERNEL_WASM, kernel_link, plugin_state::PluginState};
 /// An engine and everything compiled for it.
 pub(crate) struct Runtime {
     pub engine: Engine,
-    /// The kernel, pre-linked (it imports nothing), ready to instantiate into any store.
-    pub kernel: InstancePre<PluginState>,
+    /// The kernel as a module of its own, pre-linked (it imports nothing), compiled on first
+    /// use: only plugins of several modules instantiate it ([`Runtime::kernel`]).
+    kernel: OnceLock<InstancePre<PluginState>>,
     modules: Mutex<HashMap<[u8; 32], Weak<CachedModule>>>,
     /// Recently used modules, least recent first, kept alive after their last plugin is gone.
     recent: Mutex<Vec<Arc<CachedModule>>>,
@@ -101,18 +103,26 @@ impl Runtime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
-        let kernel = Module::new(&engine, KERNEL_WASM)
-            .map_err(anyhow::Error::from)
-            .context("compiling the kernel")?;
-        let kernel = Linker::new(&engine)
-            .instantiate_pre(&kernel)
-            .map_err(anyhow::Error::from)?;
         Ok(Runtime {
             engine,
-            kernel,
+            kernel: OnceLock::new(),
             modules: Mutex::new(HashMap::new()),
             recent: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The kernel as a module of its own, ready to instantiate into any store.
+    pub fn kernel(&self) -> Result<&InstancePre<PluginState>> {
+        if let Some(kernel) = self.kernel.get() {
+            return Ok(kernel);
+        }
+        let module = Module::new(&self.engine, KERNEL_WASM)
+            .map_err(anyhow::Error::from)
+            .context("compiling the kernel")?;
+        let kernel = Linker::new(&self.engine)
+            .instantiate_pre(&module)
+            .map_err(anyhow::Error::from)?;
+        Ok(self.kernel.get_or_init(|| kernel))
     }
 
     /// Compiles `bytes` (binary or text), with the kernel linked in when `link_kernel`, or

@@ -40,6 +40,23 @@ pub const KERNEL_FUNCTIONS: &[&str] = &[
     "reset",
 ];
 
+/// True when the kernel exports `name` (functions, its memory and globals).
+pub(crate) fn is_export(name: &str) -> bool {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            let mut names = Vec::new();
+            for payload in wasmparser::Parser::new(0).parse_all(KERNEL_WASM) {
+                if let Ok(wasmparser::Payload::ExportSection(reader)) = payload {
+                    names.extend(reader.into_iter().flatten().map(|e| e.name.to_string()));
+                }
+            }
+            names
+        })
+        .iter()
+        .any(|n| n == name)
+}
+
 /// Bytes of the kernel's memories when it is instantiated (both memories' minimum sizes).
 pub(crate) fn initial_memory_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();

@@ -575,7 +575,7 @@ fn setup(
     let kernel = if main.module.kernel_linked {
         None
     } else {
-        let instance = compiled.runtime.kernel.instantiate(&mut store)?;
+        let instance = compiled.runtime.kernel()?.instantiate(&mut store)?;
         let kernel = Kernel::new(&mut store, instance, "")?;
         store.data_mut().set_kernel(kernel.clone());
         Some(kernel)
