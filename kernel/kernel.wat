@@ -49,6 +49,9 @@
   ;; The highest bump pointer since the reset: every byte below it was handed out in this
   ;; generation, so handing it out again (after it was given back to fresh space) is reuse.
   (global $high (mut i64) (i64.const 128))
+  ;; Set only while the host allocates a block it overwrites at once ("extism-run:alloc_filled"):
+  ;; fresh space is then not zeroed. Reset clears it, so a trap cannot leave it set.
+  (global $filled (mut i32) (i32.const 0))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
@@ -197,7 +200,7 @@
     (local.set $from (select (global.get $high) (i64.extend_i32_u (local.get $a))
                              (i64.gt_u (global.get $high) (i64.extend_i32_u (local.get $a)))))
     (local.set $to (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean))))
-    (if (i64.lt_u (local.get $from) (local.get $to))
+    (if (i32.and (i64.lt_u (local.get $from) (local.get $to)) (i32.eqz (global.get $filled)))
       (then
         (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
           (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))
@@ -208,7 +211,16 @@
     (call $claim (local.get $a) (local.get $k) (local.get $n)))
 
   ;; ---- allocation ---------------------------------------------------------------------------
-  (func (export "alloc") (param $n i64) (result i64)
+  ;; alloc for a block the host fills completely right away (input, host function results):
+  ;; zeroing its fresh space first would be wasted work.
+  (func (export "extism-run:alloc_filled") (param $n i64) (result i64)
+    (local $h i64)
+    (global.set $filled (i32.const 1))
+    (local.set $h (call $alloc (local.get $n)))
+    (global.set $filled (i32.const 0))
+    (local.get $h))
+
+  (func $alloc (export "alloc") (param $n i64) (result i64)
     (local $k i32) (local $kb i64) (local $a i32) (local $s i32) (local $t i32)
     (local $end i64) (local $pages i64) (local $d i64)
     ;; 0, and anything that cannot fit a 4 GiB memory, is refused (sizes stay in i64 here).
@@ -329,6 +341,7 @@
     (global.set $classes (i32.const 0))
     (global.set $bump (i64.const 128))
     (global.set $high (i64.const 128))
+    (global.set $filled (i32.const 0))
     (global.set $in_off (i64.const 0))
     (global.set $in_len (i64.const 0))
     (global.set $out_off (i64.const 0))

@@ -238,6 +238,9 @@ fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSo
     if HOST_FUNCTIONS.contains(&name) {
         return Ok(ImportSource::Linker);
     }
+    if name.starts_with("extism-run:") && crate::kernel::is_export(name) {
+        bail!("Invalid import from {ENV_MODULE}: `{name}` is internal to the runtime");
+    }
     if crate::kernel::is_export(name) {
         bail!(
             "Invalid import from {ENV_MODULE}: `{name}` is not a function and cannot be imported"

@@ -78,6 +78,7 @@ pub(crate) struct Kernel {
     pub instance: Instance,
     pub memory: Memory,
     alloc: TypedFunc<u64, u64>,
+    alloc_filled: TypedFunc<u64, u64>,
     free: TypedFunc<u64, ()>,
     length: TypedFunc<u64, u64>,
     reset: TypedFunc<(), ()>,
@@ -114,6 +115,7 @@ impl Kernel {
             instance,
             memory,
             alloc: func(s, i, prefix, "alloc")?,
+            alloc_filled: func(s, i, prefix, "extism-run:alloc_filled")?,
             free: func(s, i, prefix, "free")?,
             length: func(s, i, prefix, "length")?,
             reset: func(s, i, prefix, "reset")?,
@@ -201,12 +203,13 @@ impl Kernel {
         self.slice(store, handle, len).map(Some)
     }
 
-    /// Allocates a block holding `bytes` and returns its handle (0 for empty `bytes`).
+    /// Allocates a block holding `bytes` and returns its handle (0 for empty `bytes`). The
+    /// block is not zeroed first: `bytes` fill it.
     pub fn write_new(&self, mut store: impl AsContextMut, bytes: &[u8]) -> Result<u64> {
         if bytes.is_empty() {
             return Ok(0);
         }
-        let handle = self.alloc(&mut store, bytes.len() as u64)?;
+        let handle = self.alloc_filled.call(&mut store, bytes.len() as u64)?;
         if handle == 0 {
             bail!("failed to allocate {} bytes of Extism memory", bytes.len());
         }

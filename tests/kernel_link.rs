@@ -200,3 +200,18 @@ fn a_guest_export_under_the_private_prefix_keeps_the_kernel_separate() {
     assert_eq!(out, "3");
     assert!(!p.function_exists("extism-run:kernel/alloc"));
 }
+
+#[test]
+fn the_runtime_s_own_kernel_exports_cannot_be_imported() {
+    for (name, ty) in [
+        ("extism-run:alloc_filled", "(func (param i64) (result i64))"),
+        ("extism-run:clean", "(global (mut i64))"),
+    ] {
+        let wat = format!(r#"(module (import "extism:host/env" "{name}" {ty}))"#);
+        let err = Plugin::new(wat.as_bytes(), [], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("Invalid import from extism:host/env: `{name}` is internal to the runtime")
+        );
+    }
+}
