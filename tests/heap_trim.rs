@@ -4,19 +4,8 @@
 
 mod common;
 
-use common::pdk;
+use common::{pdk, rss_kib};
 use extism::{CompiledPlugin, Plugin, PluginBuilder};
-
-fn rss_kib() -> i64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let resident: i64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: sysconf has no preconditions; 30 is _SC_PAGESIZE on Linux.
-    resident * unsafe { sysconf(30) } / 1024
-}
-
-extern "C" {
-    fn sysconf(name: std::ffi::c_int) -> std::ffi::c_long;
-}
 
 #[test]
 fn memory_of_a_thousand_freed_plugins_is_returned() {

@@ -12,7 +12,7 @@ mod common;
 
 use std::{path::PathBuf, process::Command};
 
-use common::pdk;
+use common::{pdk, rss_kib};
 use extism::{CompiledPlugin, Function, Plugin, PluginBuilder, UserData, PTR};
 
 /// Allowed RSS growth after warm-up, whatever the cycle count: allocator fragmentation and
@@ -25,17 +25,6 @@ fn cycles() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000)
-}
-
-fn rss_kib() -> i64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let resident: i64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: sysconf has no preconditions; 30 is _SC_PAGESIZE on Linux.
-    resident * unsafe { sysconf(30) } / 1024
-}
-
-extern "C" {
-    fn sysconf(name: std::ffi::c_int) -> std::ffi::c_long;
 }
 
 /// Runs `cycle` `n` times; returns (RSS after warm-up, RSS at the end) in KiB.

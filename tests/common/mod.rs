@@ -19,3 +19,15 @@ pub fn wat(name: &str) -> Vec<u8> {
     std::fs::read(testdata(&format!("wat/{name}.wat"))).expect("test plugin")
 }
 pub mod server;
+
+/// Resident memory of this process in KiB (`/proc/self/statm`).
+pub fn rss_kib() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let resident: i64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions; 30 is _SC_PAGESIZE on Linux.
+    resident * unsafe { sysconf(30) } / 1024
+}
+
+extern "C" {
+    fn sysconf(name: std::ffi::c_int) -> std::ffi::c_long;
+}
