@@ -510,7 +510,7 @@ impl Reencode for GuestRemap {
         let mut declared: u32 = 0;
         for pair in func.get_locals_reader()? {
             let (count, ty) = pair?;
-            declared = declared.saturating_add(count);
+            declared = declared.checked_add(count).unwrap_or(u32::MAX);
             locals.push((count, self.val_type(ty)?));
         }
         let params =
@@ -521,7 +521,10 @@ impl Reencode for GuestRemap {
                 .ok_or(reencode::Error::UserError(
                     "a function without a function type",
                 ))?;
-        let scratch = params.saturating_add(declared);
+        let scratch = params
+            .checked_add(declared)
+            .filter(|s| s.checked_add(2).is_some())
+            .ok_or(reencode::Error::UserError("too many locals"))?;
         locals.push((2, ValType::I64));
         locals.push((1, ValType::I32));
         let mut f = wasm_encoder::Function::new(locals);
