@@ -249,6 +249,12 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
             })
             .collect(),
         next_body: 0,
+        limits: Limits {
+            functions: kernel_base + removed,
+            memories: memory_base,
+            globals: global_base,
+            types: g.signatures.len() as u32,
+        },
         kernel: KernelState {
             memory: memory_base + memory,
             in_off,
@@ -453,12 +459,16 @@ struct KernelState {
 }
 
 /// Index mapping for the guest's code: functions move (kernel imports removed), everything
-/// else keeps its index.
+/// else keeps its index. An index beyond the guest's own is refused, never mapped: in the
+/// linked module it would name a kernel function, memory, global or type, so a module that is
+/// invalid on its own could reach kernel internals.
 struct GuestRemap {
     /// New index of each imported function.
     functions: Vec<u32>,
     imported_functions: u32,
     removed: u32,
+    /// How many functions (imported and defined), memories, globals and types the guest has.
+    limits: Limits,
     /// Inlined kernel functions, by the guest's original function index.
     hot: HashMap<u32, Hot>,
     /// Parameter count of each defined function.
@@ -468,10 +478,37 @@ struct GuestRemap {
     kernel: KernelState,
 }
 
+struct Limits {
+    functions: u32,
+    memories: u32,
+    globals: u32,
+    types: u32,
+}
+
+fn within(index: u32, limit: u32, what: &'static str) -> ReResult<u32> {
+    match index < limit {
+        true => Ok(index),
+        false => Err(reencode::Error::UserError(what)),
+    }
+}
+
 impl Reencode for GuestRemap {
     type Error = &'static str;
 
+    fn memory_index(&mut self, memory: u32) -> ReResult<u32> {
+        within(memory, self.limits.memories, "memory index out of range")
+    }
+
+    fn global_index(&mut self, global: u32) -> ReResult<u32> {
+        within(global, self.limits.globals, "global index out of range")
+    }
+
+    fn type_index(&mut self, ty: u32) -> ReResult<u32> {
+        within(ty, self.limits.types, "type index out of range")
+    }
+
     fn function_index(&mut self, func: u32) -> ReResult<u32> {
+        within(func, self.limits.functions, "function index out of range")?;
         if func < self.imported_functions {
             return self
                 .functions

@@ -215,3 +215,26 @@ fn the_runtime_s_own_kernel_exports_cannot_be_imported() {
         );
     }
 }
+
+/// Each module is invalid on its own: it names a memory, global, function or type it does not
+/// have, which in the linked module would be one of the kernel's.
+#[test]
+fn indices_beyond_the_guest_never_reach_the_kernel() {
+    let bodies = [
+        "(memory 1) (func (export \"f\") (result i32) (i32.load 1 (i32.const 0)))",
+        "(memory 1) (func (export \"f\") (result i32) (i32.store 2 (i32.const 0) (i32.const 1)) (i32.const 0))",
+        "(func (export \"f\") (result i32) (drop (global.get 0)) (i32.const 0))",
+        "(func (export \"f\") (result i32) (global.set 1 (i64.const 0)) (i32.const 0))",
+        "(func (export \"f\") (result i32) (call 7) (i32.const 0))",
+        "(table 1 funcref) (func (export \"f\") (result i32) (call_indirect (type 40) (i32.const 0)) (i32.const 0))",
+    ];
+    for body in bodies {
+        let wat = format!(
+            r#"(module (import "extism:host/env" "input_length" (func (result i64))) {body})"#
+        );
+        assert!(
+            Plugin::new(wat.as_bytes(), [], false).is_err(),
+            "accepted: {body}"
+        );
+    }
+}
