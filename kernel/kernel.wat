@@ -49,9 +49,6 @@
   ;; The highest bump pointer since the reset: every byte below it was handed out in this
   ;; generation, so handing it out again (after it was given back to fresh space) is reuse.
   (global $high (mut i64) (i64.const 128))
-  ;; Set only while the host allocates a block it overwrites at once ("extism-run:alloc_filled"):
-  ;; fresh space is then not zeroed. Reset clears it, so a trap cannot leave it set.
-  (global $filled (mut i32) (i32.const 0))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
@@ -194,13 +191,14 @@
   ;; reset: fresh space after a reset reads as zero although reset does not zero anything. Only
   ;; [max(a, $high), min(a + 16k, $clean)) can hold old bytes from before the reset (or from a
   ;; guest store past the bump pointer), so only that part is filled; below $high it is reuse.
-  (func $claim_fresh (param $a i32) (param $k i32) (param $n i64) (result i64)
+  ;; $zero = 0 skips the fill: the host fills the block at once.
+  (func $claim_fresh (param $a i32) (param $k i32) (param $n i64) (param $zero i32) (result i64)
     (local $end i64) (local $from i64) (local $to i64)
     (local.set $end (i64.add (i64.extend_i32_u (local.get $a)) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
     (local.set $from (select (global.get $high) (i64.extend_i32_u (local.get $a))
                              (i64.gt_u (global.get $high) (i64.extend_i32_u (local.get $a)))))
     (local.set $to (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean))))
-    (if (i32.and (i64.lt_u (local.get $from) (local.get $to)) (i32.eqz (global.get $filled)))
+    (if (i32.and (i64.lt_u (local.get $from) (local.get $to)) (local.get $zero))
       (then
         (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
           (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))
@@ -214,13 +212,13 @@
   ;; alloc for a block the host fills completely right away (input, host function results):
   ;; zeroing its fresh space first would be wasted work.
   (func (export "extism-run:alloc_filled") (param $n i64) (result i64)
-    (local $h i64)
-    (global.set $filled (i32.const 1))
-    (local.set $h (call $alloc (local.get $n)))
-    (global.set $filled (i32.const 0))
-    (local.get $h))
+    (call $alloc (local.get $n) (i32.const 0)))
 
-  (func $alloc (export "alloc") (param $n i64) (result i64)
+  (func (export "alloc") (param $n i64) (result i64)
+    (call $alloc (local.get $n) (i32.const 1)))
+
+  ;; $zero: zero the fresh space handed out (0 only for blocks the host fills at once).
+  (func $alloc (param $n i64) (param $zero i32) (result i64)
     (local $k i32) (local $kb i64) (local $a i32) (local $s i32) (local $t i32)
     (local $end i64) (local $pages i64) (local $d i64)
     ;; 0, and anything that cannot fit a 4 GiB memory, is refused (sizes stay in i64 here).
@@ -233,7 +231,7 @@
       (then
         (local.set $a (i32.wrap_i64 (global.get $bump)))
         (global.set $bump (i64.add (global.get $bump) (local.get $kb)))
-        (return (call $claim_fresh (local.get $a) (local.get $k) (local.get $n)))))
+        (return (call $claim_fresh (local.get $a) (local.get $k) (local.get $n) (local.get $zero)))))
     ;; 2. a released block, split exactly; the remainder stays free
     (local.set $a (call $find (local.get $k)))
     (if (local.get $a)
@@ -276,7 +274,7 @@
         (then (return (i64.const 0))))))
     (local.set $a (i32.wrap_i64 (global.get $bump)))
     (global.set $bump (local.get $end))
-    (call $claim_fresh (local.get $a) (local.get $k) (local.get $n)))
+    (call $claim_fresh (local.get $a) (local.get $k) (local.get $n) (local.get $zero)))
 
   ;; O(1). Not a live block (0, misaligned, out of range, inside a block, released, from an
   ;; earlier generation) -> no-op.
@@ -341,7 +339,6 @@
     (global.set $classes (i32.const 0))
     (global.set $bump (i64.const 128))
     (global.set $high (i64.const 128))
-    (global.set $filled (i32.const 0))
     (global.set $in_off (i64.const 0))
     (global.set $in_len (i64.const 0))
     (global.set $out_off (i64.const 0))
