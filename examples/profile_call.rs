@@ -5,7 +5,8 @@
 //!     target/release/examples/profile_call testdata/rust/wasm/echo.wasm echo 1048576 2000
 //! ```
 //!
-//! Arguments: plugin, export, input size in bytes (text), number of calls.
+//! Arguments: plugin, export, input size in bytes (text), number of calls. The host functions of
+//! testdata/rust/host_fns are provided (`host_reflect` returns a copy of its argument).
 
 use std::time::Instant;
 
@@ -20,7 +21,27 @@ fn main() -> anyhow::Result<()> {
         .cycle()
         .take(size.parse()?)
         .collect();
-    let mut plugin = extism::Plugin::new(std::fs::read(path)?, [], false)?;
+    let reflect = extism::Function::new(
+        "host_reflect",
+        [extism::PTR],
+        [extism::PTR],
+        extism::UserData::new(()),
+        |plugin, inputs, outputs, _| {
+            let bytes: Vec<u8> = plugin.memory_get_val(&inputs[0])?;
+            plugin.memory_set_val(&mut outputs[0], bytes)
+        },
+    );
+    let context = extism::Function::new(
+        "host_context",
+        [],
+        [extism::PTR],
+        extism::UserData::new(()),
+        |_, _, outputs, _| {
+            outputs[0] = extism::Val::I64(0);
+            Ok(())
+        },
+    );
+    let mut plugin = extism::Plugin::new(std::fs::read(path)?, [reflect, context], false)?;
     let calls: u32 = calls.parse()?;
     let start = Instant::now();
     for _ in 0..calls {
