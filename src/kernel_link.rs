@@ -547,7 +547,7 @@ impl Reencode for GuestRemap {
         let mut declared: u32 = 0;
         for pair in func.get_locals_reader()? {
             let (count, ty) = pair?;
-            declared = declared.checked_add(count).unwrap_or(u32::MAX);
+            declared = declared.saturating_add(count);
             locals.push((count, self.val_type(ty)?));
         }
         let params =
