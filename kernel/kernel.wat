@@ -55,8 +55,8 @@
 
   ;; ---- helpers ------------------------------------------------------------------------------
   ;; wasmtime's compiler does not inline calls (every call also pays an epoch check), so the
-  ;; code below spells out $mem_bytes, $class, $size and $has in place; these definitions name
-  ;; what those expressions compute.
+  ;; code below spells out $mem_bytes, $class, $size, $has and $clear in place, and $live in
+  ;; free and length; these definitions name what those expressions compute.
   (func $mem_bytes (result i64)
     (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
 
@@ -217,8 +217,9 @@
   (func (export "alloc") (param $n i64) (result i64)
     (call $alloc (local.get $n) (i32.const 1)))
 
-  ;; $zero: zero the fresh space handed out (0 only for blocks the host fills at once).
-  (func $alloc (param $n i64) (param $zero i32) (result i64)
+  ;; $zero: zero the fresh space handed out (0 only for blocks the host fills at once). Guests'
+  ;; calls of alloc are linked straight to this one (src/kernel_link.rs), skipping the wrapper.
+  (func $alloc (export "extism-run:alloc") (param $n i64) (param $zero i32) (result i64)
     (local $k i32) (local $kb i64) (local $a i32) (local $s i32) (local $t i32)
     (local $end i64) (local $pages i64) (local $d i64)
     ;; 0, and anything that cannot fit a 4 GiB memory, is refused (sizes stay in i64 here).
@@ -243,9 +244,14 @@
                   (i32.add (local.get $a) (i32.shl (local.get $k) (i32.const 4)))
                   (i32.sub (local.get $s) (local.get $k))))
           (else (if (i32.gt_u (local.get $s) (i32.const 1))
-            (then (call $clear (i32.add (local.get $a)
-                    (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))))))))
-        (return (call $claim (local.get $a) (local.get $k) (local.get $n)))))
+            (then (i32.store $meta offset=4 (i32.add (local.get $a)
+                    (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))) (i32.const 0))))))
+        ;; $claim, spelled out
+        (i32.store $meta (local.get $a) (global.get $gen))
+        (i32.store $meta offset=4 (local.get $a) (i32.or (local.get $k) (i32.const 0x80000000)))
+        (i32.store $meta offset=8 (local.get $a) (i32.wrap_i64 (local.get $n)))
+        (i32.store $meta offset=12 (local.get $a) (i32.const 0))
+        (return (i64.extend_i32_u (local.get $a)))))
     ;; 3. fresh space is short and no released block fits. A free block just below the bump
     ;;    pointer is given back to fresh space first, so growth is only what is missing.
     (if (i64.gt_u (global.get $bump) (i64.const 128))
@@ -255,8 +261,8 @@
         (if (local.get $a)
           (then
             (call $unlink (local.get $a) (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
-            (call $clear (local.get $a))
-            (call $clear (i32.sub (local.get $t) (i32.const 16)))
+            (i32.store $meta offset=4 (local.get $a) (i32.const 0))
+            (i32.store $meta offset=4 (i32.sub (local.get $t) (i32.const 16)) (i32.const 0))
             (global.set $bump (i64.extend_i32_u (local.get $a)))))))
     (local.set $end (i64.add (global.get $bump) (local.get $kb)))
     (if (i64.gt_u (local.get $end) (i64.const 0x100000000))
@@ -281,14 +287,21 @@
   (func (export "free") (param $h i64)
     (local $a i32) (local $k i32) (local $b i32) (local $s i32) (local $r i64) (local $t i32)
     (local $x i32)
-    (local.set $a (call $live (local.get $h)))
-    (if (i32.eqz (local.get $a)) (then (return)))
+    ;; $live: a live block of this generation, else a no-op
+    (if (i32.or (i64.ne (i64.and (local.get $h) (i64.const 15)) (i64.const 0))
+                (i64.ge_u (i64.sub (local.get $h) (i64.const 128))
+                          (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 128))))
+      (then (return)))
+    (local.set $a (i32.wrap_i64 (local.get $h)))
+    (if (i32.or (i32.ne (i32.load $meta (local.get $a)) (global.get $gen))
+                (i32.eqz (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x80000000))))
+      (then (return)))
     (local.set $k (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x0fffffff)))
     ;; Releasing the block holding the input forgets the input (length AND offset).
     (if (i64.lt_u (i64.sub (global.get $in_off) (local.get $h))
                   (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4)))
       (then (global.set $in_off (i64.const 0)) (global.set $in_len (i64.const 0))))
-    (call $clear (local.get $a))
+    (i32.store $meta offset=4 (local.get $a) (i32.const 0))
     (local.set $b (local.get $a))
     (local.set $s (local.get $k))
     ;; merge with a free right neighbour (only below bump: fresh space is not a block)
@@ -300,7 +313,7 @@
           (then
             (local.set $x (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
             (call $unlink (local.get $t) (local.get $x))
-            (call $clear (local.get $t))   ;; its end tag is rewritten by $mark_free below
+            (i32.store $meta offset=4 (local.get $t) (i32.const 0))   ;; its end tag is rewritten by $mark_free below
             (local.set $s (i32.add (local.get $s) (local.get $x)))))))
     ;; merge with a free left neighbour, found through its end tag
     (if (i32.gt_u (local.get $a) (i32.const 128))
@@ -310,15 +323,21 @@
           (then
             (local.set $x (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
             (call $unlink (local.get $t) (local.get $x))
-            (call $clear (i32.sub (local.get $a) (i32.const 16)))  ;; its end tag
+            (i32.store $meta offset=4 (i32.sub (local.get $a) (i32.const 16)) (i32.const 0))  ;; its end tag
             (local.set $b (local.get $t))
             (local.set $s (i32.add (local.get $s) (local.get $x)))))))
     (call $mark_free (local.get $b) (local.get $s)))
 
   (func $length (export "length") (param $h i64) (result i64)
     (local $a i32)
-    (local.set $a (call $live (local.get $h)))
-    (if (result i64) (local.get $a)
+    ;; $live
+    (if (i32.or (i64.ne (i64.and (local.get $h) (i64.const 15)) (i64.const 0))
+                (i64.ge_u (i64.sub (local.get $h) (i64.const 128))
+                          (i64.sub (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)) (i64.const 128))))
+      (then (return (i64.const 0))))
+    (local.set $a (i32.wrap_i64 (local.get $h)))
+    (if (result i64) (i32.and (i32.eq (i32.load $meta (local.get $a)) (global.get $gen))
+                              (i32.ne (i32.and (i32.load $meta offset=4 (local.get $a)) (i32.const 0x80000000)) (i32.const 0)))
       (then (i64.extend_i32_u (i32.load $meta offset=8 (local.get $a))))
       (else (i64.const 0))))
 

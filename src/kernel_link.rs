@@ -56,12 +56,16 @@ pub fn is_private(name: &str) -> bool {
 const INPUT_OFFSET: &str = "extism-run:input_offset";
 const INPUT_LENGTH: &str = "extism-run:input_length";
 const CLEAN: &str = "extism-run:clean";
+/// The kernel's allocator, `(size, zero fresh space) -> handle`.
+const ALLOC: &str = "extism-run:alloc";
 
 type Signature = (Vec<wasmparser::ValType>, Vec<wasmparser::ValType>);
 
-/// A kernel function whose calls are replaced by its body.
+/// A kernel function whose calls are replaced by its body (or, for `alloc`, by a call of the
+/// kernel's allocator itself rather than of its exported wrapper).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hot {
+    Alloc,
     InputLength,
     InputOffset,
     InputLoadU8,
@@ -75,6 +79,7 @@ enum Hot {
 impl Hot {
     fn from_name(name: &str) -> Option<Hot> {
         Some(match name {
+            "alloc" => Hot::Alloc,
             "input_length" => Hot::InputLength,
             "input_offset" => Hot::InputOffset,
             "input_load_u8" => Hot::InputLoadU8,
@@ -226,9 +231,11 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
     let global_base = g.imported_globals + g.defined_globals;
     let globals = [INPUT_OFFSET, INPUT_LENGTH, CLEAN]
         .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i));
-    let ([Some(in_off), Some(in_len), Some(clean)], Some(memory)) =
-        (globals, kernel_export("memory", ExternalKind::Memory))
-    else {
+    let ([Some(in_off), Some(in_len), Some(clean)], Some(memory), Some(alloc)) = (
+        globals,
+        kernel_export("memory", ExternalKind::Memory),
+        kernel_export(ALLOC, ExternalKind::Func),
+    ) else {
         return Ok(None);
     };
     let memory_base = g.imported_memories + g.defined_memories;
@@ -256,6 +263,7 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
             types: g.signatures.len() as u32,
         },
         kernel: KernelState {
+            alloc: kernel_base + alloc,
             memory: memory_base + memory,
             in_off,
             in_len,
@@ -452,6 +460,7 @@ fn add_module(
 
 /// Where the kernel state that inlined code uses ended up in the linked module.
 struct KernelState {
+    alloc: u32,
     memory: u32,
     in_off: u32,
     in_len: u32,
@@ -630,6 +639,7 @@ impl KernelState {
         ];
         let mut out = Vec::with_capacity(24);
         match hot {
+            Hot::Alloc => out.extend([I::I32Const(1), I::Call(self.alloc)]),
             Hot::InputLength => out.push(I::GlobalGet(in_len)),
             Hot::InputOffset => out.push(I::GlobalGet(in_off)),
             // i < len

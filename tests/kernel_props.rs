@@ -722,6 +722,8 @@ fn exports_match_upstream() {
         // The runtime's own (guests cannot import it): alloc without zeroing, for blocks the
         // host fills at once.
         ("extism-run:alloc_filled", &["i64"], &["i64"]),
+        // The allocator itself, `(size, zero fresh space)`; guests' alloc calls link to it.
+        ("extism-run:alloc", &["i64", "i32"], &["i64"]),
     ];
     let mut seen = 0;
     for e in module.exports() {
