@@ -37,7 +37,7 @@
   (global $bump (mut i64) (i64.const 128))   ;; start of fresh space, multiple of 16
   (global $classes (mut i32) (i32.const 0))  ;; bit c set <=> free list of class c non-empty
   ;; $in_off, $in_len and $clean are also exported for the load/store code that the host
-  ;; inlines into guest modules (src/inline_kernel.rs); guests cannot import them.
+  ;; inlines into guest modules (src/kernel_link.rs); guests cannot import them.
   (global $in_off (export "extism-run:input_offset") (mut i64) (i64.const 0))
   (global $in_len (export "extism-run:input_length") (mut i64) (i64.const 0))
   (global $out_off (mut i64) (i64.const 0))
@@ -191,14 +191,17 @@
   ;; reset: fresh space after a reset reads as zero although reset does not zero anything. Only
   ;; [max(a, $high), min(a + 16k, $clean)) can hold old bytes from before the reset (or from a
   ;; guest store past the bump pointer), so only that part is filled; below $high it is reuse.
-  ;; $zero = 0 skips the fill: the host fills the block at once.
+  ;; $zero = 0: the host fills the first $n bytes at once, so only the padding after them is.
   (func $claim_fresh (param $a i32) (param $k i32) (param $n i64) (param $zero i32) (result i64)
     (local $end i64) (local $from i64) (local $to i64)
     (local.set $end (i64.add (i64.extend_i32_u (local.get $a)) (i64.shl (i64.extend_i32_u (local.get $k)) (i64.const 4))))
     (local.set $from (select (global.get $high) (i64.extend_i32_u (local.get $a))
                              (i64.gt_u (global.get $high) (i64.extend_i32_u (local.get $a)))))
     (local.set $to (select (local.get $end) (global.get $clean) (i64.lt_u (local.get $end) (global.get $clean))))
-    (if (i32.and (i64.lt_u (local.get $from) (local.get $to)) (local.get $zero))
+    (if (i32.eqz (local.get $zero))
+      (then (local.set $from (select (i64.add (i64.extend_i32_u (local.get $a)) (local.get $n)) (local.get $from)
+                                     (i64.gt_u (i64.add (i64.extend_i32_u (local.get $a)) (local.get $n)) (local.get $from))))))
+    (if (i64.lt_u (local.get $from) (local.get $to))
       (then
         (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
           (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))

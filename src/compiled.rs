@@ -116,6 +116,13 @@ impl CompiledPlugin {
         }
     }
 
+    /// True when the kernel is linked into the main module (a plugin of one module): each
+    /// instance is then one wasm instance, with the kernel's byte-moving calls inlined
+    /// (`src/kernel_link.rs`). Plugins of several modules use a kernel instance of their own.
+    pub fn kernel_linked(&self) -> bool {
+        self.inner.main().module.kernel.is_some()
+    }
+
     /// True when both were compiled from identical main-module bytes and so share one
     /// compiled module.
     pub fn shares_code_with(&self, other: &CompiledPlugin) -> bool {
@@ -189,7 +196,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         f.add_to_linker(&mut linker, &runtime.engine)?;
     }
     let main_pre = match modules.last() {
-        Some(main) if main.module.kernel_linked => linker.instantiate_pre(&main.module.module).ok(),
+        Some(main) if main.module.kernel.is_some() => {
+            linker.instantiate_pre(&main.module.module).ok()
+        }
         _ => None,
     };
 
@@ -216,7 +225,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
 /// Checks an `extism:host/env` import (`spec/guest-abi.md` §1).
 fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSource> {
     if KERNEL_FUNCTIONS.contains(&name) {
-        let kernel = runtime.kernel()?.module();
+        let kernel = runtime.kernel()?.0.module();
         let index = kernel
             .get_export_index(name)
             .ok_or_else(|| anyhow!("the kernel does not export `{name}`"))?;
@@ -256,22 +265,24 @@ fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSo
 /// `(i64, i32) -> i64` style text for an import's type.
 pub(crate) fn describe(ty: &ExternType) -> String {
     match ty {
-        ExternType::Func(f) => {
-            let list = |it: &mut dyn Iterator<Item = wasmtime::ValType>| {
-                it.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-            };
-            let params = list(&mut f.params());
-            let results: Vec<String> = f.results().map(|t| t.to_string()).collect();
-            match results.len() {
-                0 => format!("({params})"),
-                1 => format!("({params}) -> {}", results[0]),
-                _ => format!("({params}) -> ({})", results.join(", ")),
-            }
-        }
+        ExternType::Func(f) => signature_text(
+            &f.params().map(|t| t.to_string()).collect::<Vec<_>>(),
+            &f.results().map(|t| t.to_string()).collect::<Vec<_>>(),
+        ),
         ExternType::Memory(_) => "memory".into(),
         ExternType::Table(_) => "table".into(),
         ExternType::Global(_) => "global".into(),
         ExternType::Tag(_) => "tag".into(),
+    }
+}
+
+/// `(i64, i32) -> i64` style text for a function signature.
+pub(crate) fn signature_text(params: &[String], results: &[String]) -> String {
+    let params = params.join(", ");
+    match results {
+        [] => format!("({params})"),
+        [one] => format!("({params}) -> {one}"),
+        _ => format!("({params}) -> ({})", results.join(", ")),
     }
 }
 

@@ -2,10 +2,9 @@
 //!
 //! One `Engine` per distinct configuration (with or without fuel metering), created on first
 //! use and kept for the life of the process; the kernel is compiled once per engine, when a
-//! plugin first needs it as a module of its own; plugin
-//! modules are shared in-process by the SHA-256 of their bytes (and whether the kernel is
-//! linked into them, kernel_link.rs), so a second plugin made from the same bytes never
-//! compiles again. The cache holds modules weakly, plus the most recently used ones strongly
+//! plugin first needs it as a module of its own; plugin modules are shared in-process by the
+//! SHA-256 of their bytes (and whether the kernel is linked into them, kernel_link.rs), so a
+//! second plugin made from the same bytes never compiles again. The cache holds modules weakly, plus the most recently used ones strongly
 //! (bounded by count and code size): hosts that create, call and free a plugin from the same
 //! bytes over and over compile once, and code nobody used lately is freed. This module never
 //! instantiates anything.
@@ -20,14 +19,18 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
-use crate::{kernel::KERNEL_WASM, kernel_link, plugin_state::PluginState};
+use crate::{
+    kernel::{KernelExports, KERNEL_WASM},
+    kernel_link,
+    plugin_state::PluginState,
+};
 
 /// An engine and everything compiled for it.
 pub(crate) struct Runtime {
     pub engine: Engine,
     /// The kernel as a module of its own, pre-linked (it imports nothing), compiled on first
     /// use: only plugins of several modules instantiate it ([`Runtime::kernel`]).
-    kernel: OnceLock<InstancePre<PluginState>>,
+    kernel: OnceLock<(InstancePre<PluginState>, KernelExports)>,
     modules: Mutex<HashMap<[u8; 32], Weak<CachedModule>>>,
     /// Recently used modules, least recent first, kept alive after their last plugin is gone.
     recent: Mutex<Vec<Arc<CachedModule>>>,
@@ -42,18 +45,19 @@ const RECENT_CODE_BYTES: usize = 64 << 20;
 pub(crate) struct CachedModule {
     pub module: Module,
     pub key: [u8; 32],
-    /// The kernel is linked into this module (kernel_link.rs): no separate kernel instance.
-    pub kernel_linked: bool,
+    /// Where the module exports the kernel when the kernel is linked into it (kernel_link.rs):
+    /// then no separate kernel instance is needed. Only linked modules export these names:
+    /// other modules using them are refused when compiled.
+    pub kernel: Option<KernelExports>,
 }
 
 impl CachedModule {
     pub fn new(module: Module, key: [u8; 32]) -> CachedModule {
-        let marker = format!("{}memory", kernel_link::EXPORT_PREFIX);
-        let kernel_linked = module.get_export_index(&marker).is_some();
+        let kernel = KernelExports::find(&module, kernel_link::EXPORT_PREFIX);
         CachedModule {
             module,
             key,
-            kernel_linked,
+            kernel,
         }
     }
 }
@@ -111,18 +115,21 @@ impl Runtime {
         })
     }
 
-    /// The kernel as a module of its own, ready to instantiate into any store.
-    pub fn kernel(&self) -> Result<&InstancePre<PluginState>> {
+    /// The kernel as a module of its own, ready to instantiate into any store, and where it
+    /// exports what the host uses.
+    pub fn kernel(&self) -> Result<&(InstancePre<PluginState>, KernelExports)> {
         if let Some(kernel) = self.kernel.get() {
             return Ok(kernel);
         }
         let module = Module::new(&self.engine, KERNEL_WASM)
             .map_err(anyhow::Error::from)
             .context("compiling the kernel")?;
-        let kernel = Linker::new(&self.engine)
+        let exports = KernelExports::find(&module, "")
+            .ok_or_else(|| anyhow::anyhow!("the kernel lacks an export the host uses"))?;
+        let pre = Linker::new(&self.engine)
             .instantiate_pre(&module)
             .map_err(anyhow::Error::from)?;
-        Ok(self.kernel.get_or_init(|| kernel))
+        Ok(self.kernel.get_or_init(|| (pre, exports)))
     }
 
     /// Compiles `bytes` (binary or text), with the kernel linked in when `link_kernel`, or
@@ -143,22 +150,29 @@ impl Runtime {
             true => kernel_link::link(&binary)?,
             false => None,
         };
-        let module = match linked {
-            Some(linked) => Module::new(&self.engine, &linked).or_else(|e| {
-                // Errors are reported on the module as given; if only the linked form fails
-                // to compile, the original runs with a separate kernel (same behaviour).
-                let original = Module::new(&self.engine, &binary)?;
-                tracing::warn!("the kernel could not be linked into the module: {e}");
-                Ok(original)
-            }),
-            None => Module::new(&self.engine, &binary),
+        let (module, link_error) = match linked.map(|l| Module::new(&self.engine, &l)) {
+            Some(Ok(module)) => (module, None),
+            // Errors are reported on the module as given; if only the linked form fails to
+            // compile, the original runs with a separate kernel (same behaviour).
+            Some(Err(e)) => (self.compile_plain(&binary)?, Some(e)),
+            None => (self.compile_plain(&binary)?, None),
+        };
+        if let Some(e) = link_error {
+            tracing::warn!("the kernel could not be linked into the module: {e}");
         }
-        .map_err(|e: wasmtime::Error| anyhow::Error::from(e))?;
         Ok(self.insert(CachedModule::new(module, key)))
     }
 
+    /// Compiles a module without the kernel linked in. Only linked modules may export the
+    /// kernel's names (the host would take them for the kernel).
+    fn compile_plain(&self, binary: &[u8]) -> Result<Module> {
+        let module = Module::new(&self.engine, binary).map_err(anyhow::Error::from)?;
+        kernel_link::check_exports(module.exports().map(|e| e.name()))?;
+        Ok(module)
+    }
+
     /// Registers a module obtained elsewhere (for example deserialised from a disk cache)
-    /// under the hash of the bytes it was compiled from.
+    /// under its cache key.
     pub fn insert(&self, cached: CachedModule) -> Arc<CachedModule> {
         let mut map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = map.get(&cached.key).and_then(Weak::upgrade) {

@@ -7,8 +7,10 @@
 //! kernel memory by the host goes through here, so no handle, however hostile, makes the host
 //! touch memory outside the kernel's linear memory. It knows nothing about calls or plugins.
 
-use anyhow::{anyhow, bail, Result};
-use wasmtime::{AsContext, AsContextMut, Instance, Memory, TypedFunc};
+use anyhow::{bail, Result};
+use wasmtime::{
+    AsContext, AsContextMut, Extern, Instance, Memory, Module, ModuleExport, TypedFunc,
+};
 
 /// The kernel, assembled from `kernel/kernel.wat` by `build.rs`.
 pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
@@ -71,6 +73,48 @@ pub(crate) fn initial_memory_bytes() -> usize {
     })
 }
 
+/// Where a module exports the kernel (the kernel's own module, or a guest module it is linked
+/// into, under a prefix): looked up once per compiled module, so that setting up each instance
+/// needs no name lookups.
+#[derive(Clone)]
+pub(crate) struct KernelExports {
+    memory: ModuleExport,
+    alloc: ModuleExport,
+    alloc_filled: ModuleExport,
+    free: ModuleExport,
+    length: ModuleExport,
+    reset: ModuleExport,
+    input_set: ModuleExport,
+    output_offset: ModuleExport,
+    output_length: ModuleExport,
+    error_get: ModuleExport,
+    error_set: ModuleExport,
+    /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
+    pub start: Option<ModuleExport>,
+}
+
+impl KernelExports {
+    /// The kernel exports of `module`, each name starting with `prefix`; `None` unless all
+    /// are there.
+    pub fn find(module: &Module, prefix: &str) -> Option<KernelExports> {
+        let at = |name: &str| module.get_export_index(&format!("{prefix}{name}"));
+        Some(KernelExports {
+            memory: at("memory")?,
+            alloc: at("alloc")?,
+            alloc_filled: at("extism-run:alloc_filled")?,
+            free: at("free")?,
+            length: at("length")?,
+            reset: at("reset")?,
+            input_set: at("input_set")?,
+            output_offset: at("output_offset")?,
+            output_length: at("output_length")?,
+            error_get: at("error_get")?,
+            error_set: at("error_set")?,
+            start: at("start"),
+        })
+    }
+}
+
 /// A kernel inside one store. Cheap to copy; only valid with that store.
 #[derive(Clone)]
 pub(crate) struct Kernel {
@@ -90,40 +134,45 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    /// The kernel exported by `instance`, each export's name starting with `prefix` (empty
-    /// for a kernel instance of its own).
-    pub fn new(mut store: impl AsContextMut, instance: Instance, prefix: &str) -> Result<Kernel> {
+    /// The kernel that `instance` exports at `exports` (found in the instance's module).
+    pub fn new(
+        mut store: impl AsContextMut,
+        instance: Instance,
+        exports: &KernelExports,
+    ) -> Result<Kernel> {
         let s = &mut store;
-        let memory = instance
-            .get_memory(&mut *s, &format!("{prefix}memory"))
-            .ok_or_else(|| anyhow!("the kernel exports no memory"))?;
+        let Some(Extern::Memory(memory)) = instance.get_module_export(&mut *s, &exports.memory)
+        else {
+            bail!("the kernel exports no memory");
+        };
         fn func<P, R>(
             store: &mut impl AsContextMut,
             i: &Instance,
-            prefix: &str,
-            name: &str,
+            at: &ModuleExport,
         ) -> Result<TypedFunc<P, R>>
         where
             P: wasmtime::WasmParams,
             R: wasmtime::WasmResults,
         {
-            i.get_typed_func(store, &format!("{prefix}{name}"))
-                .map_err(|e| anyhow!("kernel export `{name}`: {e}"))
+            match i.get_module_export(&mut *store, at) {
+                Some(Extern::Func(f)) => Ok(f.typed(store)?),
+                _ => bail!("a kernel export is not a function"),
+            }
         }
-        let i = &instance;
+        let (i, e) = (&instance, exports);
         Ok(Kernel {
             instance,
             memory,
-            alloc: func(s, i, prefix, "alloc")?,
-            alloc_filled: func(s, i, prefix, "extism-run:alloc_filled")?,
-            free: func(s, i, prefix, "free")?,
-            length: func(s, i, prefix, "length")?,
-            reset: func(s, i, prefix, "reset")?,
-            input_set: func(s, i, prefix, "input_set")?,
-            output_offset: func(s, i, prefix, "output_offset")?,
-            output_length: func(s, i, prefix, "output_length")?,
-            error_get: func(s, i, prefix, "error_get")?,
-            error_set: func(s, i, prefix, "error_set")?,
+            alloc: func(s, i, &e.alloc)?,
+            alloc_filled: func(s, i, &e.alloc_filled)?,
+            free: func(s, i, &e.free)?,
+            length: func(s, i, &e.length)?,
+            reset: func(s, i, &e.reset)?,
+            input_set: func(s, i, &e.input_set)?,
+            output_offset: func(s, i, &e.output_offset)?,
+            output_length: func(s, i, &e.output_length)?,
+            error_get: func(s, i, &e.error_get)?,
+            error_set: func(s, i, &e.error_set)?,
         })
     }
 

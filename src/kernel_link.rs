@@ -21,9 +21,10 @@
 //!
 //! This module must never change what a guest module means. Indices are shifted everywhere by
 //! wasm-encoder's reencoder; anything this pass does not understand (a parse error, a component,
-//! an unknown section, a guest export under the prefix) leaves the module alone, and the caller
-//! (engine.rs) falls back to the original module with a separate kernel instance if the linked
-//! module does not compile.
+//! an unknown section) leaves the module alone, and the caller (engine.rs) falls back to the
+//! original module with a separate kernel instance if the linked module does not compile. A
+//! guest exporting a name under the prefix is refused ([`check_exports`]), so the kernel's
+//! exports identify a linked module.
 
 use std::collections::HashMap;
 
@@ -50,6 +51,18 @@ pub const START: &str = "extism-run:kernel/start";
 /// True for the kernel exports of a linked module: never callable as plugin functions.
 pub fn is_private(name: &str) -> bool {
     name.starts_with(EXPORT_PREFIX)
+}
+
+/// Refuses a guest module that exports a name under [`EXPORT_PREFIX`]: the host would take
+/// such exports for the kernel.
+pub fn check_exports<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<()> {
+    match names.find(|name| is_private(name)) {
+        Some(name) => bail!(
+            "the module exports `{name}`: export names starting with `{EXPORT_PREFIX}` are \
+             reserved for the runtime"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The kernel globals that inlined code reads (exported by kernel.wat under these names).
@@ -150,8 +163,19 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
                     layout.defined_types.push(ty?);
                 }
             }
-            Payload::MemorySection(reader) => layout.defined_memories = reader.count(),
-            Payload::GlobalSection(reader) => layout.defined_globals = reader.count(),
+            // Counted item by item: the declared count is not checked against the section.
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    memory?;
+                    layout.defined_memories += 1;
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for global in reader {
+                    global?;
+                    layout.defined_globals += 1;
+                }
+            }
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export?;
@@ -170,14 +194,12 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
 
 /// Links the kernel into `guest` (binary wasm). `Ok(None)` when this pass leaves the module
 /// alone (see the module docs); an error when the guest imports a kernel function with the
-/// wrong type, with the message the linker would give.
+/// wrong type (the message the linker would give) or exports a reserved name.
 pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
     let (Ok(Some(g)), Ok(Some(k))) = (scan(guest), scan(KERNEL_WASM)) else {
         return Ok(None);
     };
-    if g.exports.iter().any(|(name, _, _)| is_private(name)) {
-        return Ok(None);
-    }
+    check_exports(g.exports.iter().map(|(name, _, _)| name.as_str()))?;
     let kernel_export = |name: &str, kind: ExternalKind| {
         k.exports
             .iter()
@@ -296,17 +318,8 @@ fn describe(sig: Option<&Signature>) -> String {
     let Some((params, results)) = sig else {
         return "a non-function type".into();
     };
-    let list = |v: &[wasmparser::ValType]| {
-        v.iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match results.len() {
-        0 => format!("({})", list(params)),
-        1 => format!("({}) -> {}", list(params), results[0]),
-        _ => format!("({}) -> ({})", list(params), list(results)),
-    }
+    let text = |v: &[wasmparser::ValType]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    crate::compiled::signature_text(&text(params), &text(results))
 }
 
 /// The linked module's sections, filled from the guest and then the kernel.

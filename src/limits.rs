@@ -3,7 +3,8 @@
 //! Owns the accounting only: the limiter is armed just before the main module is instantiated
 //! (its initial memories must fit the budget; a kernel linked into it brings its own
 //! allowance), the budget is refilled once that instantiation is done, and from then on every
-//! growth of any memory in the store is subtracted. Exceeding it traps the call with `oom`. Timeouts, cancellation and fuel live in `cancel.rs`/`timer.rs`.
+//! growth of any memory in the store is subtracted. Exceeding it traps the call with `oom`.
+//! Timeouts, cancellation and fuel live in `cancel.rs`/`timer.rs`.
 
 use wasmtime::ResourceLimiter;
 

@@ -20,7 +20,6 @@ use crate::{
     compiled::{Compiled, CompiledPlugin, ImportSource},
     convert::{FromBytes, ToBytes},
     kernel::Kernel,
-    kernel_link,
     limits::{MemoryBudget, OutOfMemory},
     plugin_state::PluginState,
     timer::Deadline,
@@ -446,7 +445,7 @@ impl Plugin {
     /// cancel flag. A start function that fails leaves the module to be instantiated again.
     fn instantiate_main(&mut self) -> Result<()> {
         let main = self.compiled.main().module.clone();
-        if !main.kernel_linked {
+        let Some(exports) = &main.kernel else {
             let _deadline = self.arm();
             self.store.data_mut().memory.arm(0);
             let instance = Instance::new(&mut self.store, &main.module, &self.main_imports)?;
@@ -455,7 +454,7 @@ impl Plugin {
             initialise(&mut self.store, &instance)?;
             self.cancel.state.end();
             return Ok(());
-        }
+        };
         // With the kernel linked in, instantiating runs no guest code (kernel_link defers the
         // start function), only wasmtime's memory initialisation: no deadline yet.
         self.store
@@ -467,11 +466,16 @@ impl Plugin {
             None => Instance::new(&mut self.store, &main.module, &self.main_imports)?,
         };
         self.store.data_mut().memory.refill();
-        let kernel = Kernel::new(&mut self.store, instance, kernel_link::EXPORT_PREFIX)?;
+        let kernel = Kernel::new(&mut self.store, instance, exports)?;
         self.store.data_mut().set_kernel(kernel.clone());
         let _deadline = self.arm();
-        if let Ok(start) = instance.get_typed_func::<(), ()>(&mut self.store, kernel_link::START) {
-            start.call(&mut self.store, ())?;
+        let start = exports.start.as_ref();
+        if let Some(Extern::Func(start)) =
+            start.and_then(|at| instance.get_module_export(&mut self.store, at))
+        {
+            start
+                .typed::<(), ()>(&self.store)?
+                .call(&mut self.store, ())?;
         }
         self.kernel = Some(kernel);
         self.main = Some(instance);
@@ -572,11 +576,12 @@ fn setup(
         store.set_fuel(fuel)?;
     }
     let main = compiled.main();
-    let kernel = if main.module.kernel_linked {
+    let kernel = if main.module.kernel.is_some() {
         None
     } else {
-        let instance = compiled.runtime.kernel()?.instantiate(&mut store)?;
-        let kernel = Kernel::new(&mut store, instance, "")?;
+        let (pre, exports) = compiled.runtime.kernel()?;
+        let instance = pre.instantiate(&mut store)?;
+        let kernel = Kernel::new(&mut store, instance, exports)?;
         store.data_mut().set_kernel(kernel.clone());
         Some(kernel)
     };
@@ -585,7 +590,7 @@ fn setup(
         return Ok(Setup {
             store,
             kernel,
-            instances: vec![None],
+            instances: vec![None; compiled.modules.len()],
             main_imports: Vec::new(),
         });
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{pdk, wat};
-use extism::{Manifest, Plugin, Wasm};
+use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 
 /// The probe plugin with the kernel linked in (one module) or as its own instance (a second,
 /// empty module in the manifest keeps the kernel separate).
@@ -13,7 +13,9 @@ fn probe(linked: bool) -> Plugin {
     if !linked {
         modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
     }
-    Plugin::new(Manifest::new(modules), [], false).unwrap()
+    let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
+    assert_eq!(compiled.kernel_linked(), linked);
+    Plugin::new_from_compiled(&compiled).unwrap()
 }
 
 fn run(p: &mut Plugin, op: u64, a: u64, b: u64) -> u64 {
@@ -107,7 +109,9 @@ fn inlined_stores_past_the_bump_pointer_never_leak_into_fresh_space() {
 
 #[test]
 fn private_kernel_exports_are_not_plugin_functions() {
-    let mut p = Plugin::new(pdk("count_vowels"), [], false).unwrap();
+    let compiled = CompiledPlugin::new(PluginBuilder::new(pdk("count_vowels"))).unwrap();
+    assert!(compiled.kernel_linked());
+    let mut p = Plugin::new_from_compiled(&compiled).unwrap();
     for name in [
         "extism-run:kernel/reset",
         "extism-run:kernel/alloc",
@@ -181,24 +185,44 @@ fn a_kernel_import_with_another_type_is_refused() {
     );
 }
 
+/// The host would take such exports for the kernel, with or without it linked in.
 #[test]
-fn a_guest_export_under_the_private_prefix_keeps_the_kernel_separate() {
+fn guest_exports_under_the_private_prefix_are_refused() {
     let wat = r#"(module
         (import "extism:host/env" "input_length" (func $len (result i64)))
-        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
-        (func (export "extism-run:kernel/alloc") (result i32) (i32.const 9))
-        (func (export "run") (result i32)
-          (local $h i64)
-          (local.set $h (call $alloc (i64.const 1)))
-          (call $store_u8 (local.get $h) (i32.add (i32.const 48) (i32.wrap_i64 (call $len))))
-          (call $output_set (local.get $h) (i64.const 1))
-          (i32.const 0)))"#;
-    let mut p = Plugin::new(wat.as_bytes(), [], false).unwrap();
-    let out: String = p.call("run", "abc").unwrap();
-    assert_eq!(out, "3");
-    assert!(!p.function_exists("extism-run:kernel/alloc"));
+        (memory (export "extism-run:kernel/memory") 1)
+        (func (export "extism-run:kernel/alloc") (param i64) (result i64) (i64.const 144))
+        (func (export "run") (result i32) (i32.const 0)))"#;
+    let want = "the module exports `extism-run:kernel/memory`: export names starting with \
+                `extism-run:kernel/` are reserved for the runtime";
+    let err = Plugin::new(wat.as_bytes(), [], false).unwrap_err();
+    assert_eq!(format!("{err:#}"), want);
+    let two = Manifest::new([
+        Wasm::data(wat.as_bytes().to_vec()),
+        Wasm::data(b"(module)".to_vec()).with_name("other"),
+    ]);
+    let err = Plugin::new(two, [], false).unwrap_err();
+    assert_eq!(format!("{err:#}"), want);
+}
+
+/// Section counts that the section's contents do not back.
+#[test]
+fn declared_counts_beyond_the_contents_are_an_error() {
+    for section in [5u8, 6] {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend([section, 5, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(Plugin::new(wasm, [], false).is_err(), "section {section}");
+    }
+}
+
+#[test]
+fn the_padding_of_host_written_blocks_reads_as_zero() {
+    // The 24-byte input takes [128, 152) of a 32-byte block; a store dirties [152, 160).
+    for linked in [true, false] {
+        let mut p = probe(linked);
+        assert_eq!(run(&mut p, 5, 152, u64::MAX), u64::MAX);
+        assert_eq!(run(&mut p, 3, 152, 0), 0, "linked: {linked}");
+    }
 }
 
 #[test]
