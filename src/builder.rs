@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use crate::{
     compiled::{self, CompileOptions, CompiledPlugin},
+    engine::{CustomConfig, EngineKey, Profiler},
     function::Function,
     manifest::{DownloadProgress, Manifest, Wasm},
     plugin::Plugin,
@@ -79,6 +80,7 @@ impl WasmInput<'_> {
 }
 
 /// Builds a [`Plugin`] or a [`CompiledPlugin`].
+#[derive(Clone)]
 pub struct PluginBuilder<'a> {
     source: WasmInput<'a>,
     wasi: bool,
@@ -86,6 +88,7 @@ pub struct PluginBuilder<'a> {
     fuel: Option<u64>,
     progress: Option<DownloadProgress<'a>>,
     cache_dir: Option<PathBuf>,
+    engine: EngineKey,
 }
 
 impl<'a> PluginBuilder<'a> {
@@ -97,6 +100,11 @@ impl<'a> PluginBuilder<'a> {
             fuel: None,
             progress: None,
             cache_dir: None,
+            engine: EngineKey {
+                profiler: Profiler(profiling_strategy_from_env()),
+                debug_info: std::env::var_os("EXTISM_DEBUG").is_some(),
+                ..EngineKey::default()
+            },
         }
     }
 
@@ -135,6 +143,46 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
+    /// Reports compiled code to a profiler (default: `EXTISM_PROFILE`, one of `perf`,
+    /// `jitdump`, `vtune`). Only `PerfMap` is built into this library; the others make
+    /// compiling fail with wasmtime's error.
+    ///
+    /// ```
+    /// let builder = extism::PluginBuilder::new(&b"(module)"[..])
+    ///     .with_profiling_strategy(wasmtime::ProfilingStrategy::PerfMap);
+    /// # let _ = builder;
+    /// ```
+    pub fn with_profiling_strategy(mut self, strategy: wasmtime::ProfilingStrategy) -> Self {
+        self.engine.profiler = Profiler(strategy);
+        self
+    }
+
+    /// Compiles with DWARF debug info (default: set when `EXTISM_DEBUG` is).
+    pub fn with_debug_info(mut self) -> Self {
+        self.engine.debug_info = true;
+        self
+    }
+
+    /// Starts from the host's own wasmtime configuration. Settings the runtime depends on
+    /// are overridden: epoch interruption, fuel, multi-memory, backtrace frames, tail calls,
+    /// function references, GC, debug info, coredump on trap and the profiler. Plugins built
+    /// with the same `config` value (clones of this builder) share one engine; each other
+    /// call gives plugins an engine of their own, freed with the last of them.
+    ///
+    /// ```
+    /// let mut config = wasmtime::Config::new();
+    /// config.cranelift_opt_level(wasmtime::OptLevel::None);
+    /// let mut plugin = extism::PluginBuilder::new(&br#"(module (func (export "run")))"#[..])
+    ///     .with_wasmtime_config(config)
+    ///     .build()?;
+    /// assert!(plugin.function_exists("run"));
+    /// # Ok::<(), extism::Error>(())
+    /// ```
+    pub fn with_wasmtime_config(mut self, config: wasmtime::Config) -> Self {
+        self.engine.custom = Some(CustomConfig::new(config));
+        self
+    }
+
     pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
         Ok(CompileOptions {
             manifest: self.source.into_manifest()?,
@@ -143,6 +191,10 @@ impl<'a> PluginBuilder<'a> {
             fuel: self.fuel,
             progress: self.progress,
             cache_dir: self.cache_dir,
+            engine: EngineKey {
+                fuel: self.fuel.is_some(),
+                ..self.engine
+            },
         })
     }
 
@@ -152,5 +204,19 @@ impl<'a> PluginBuilder<'a> {
 
     pub fn build(self) -> Result<Plugin> {
         Plugin::new_from_compiled(&self.compile()?)
+    }
+}
+
+/// The profiler named by `EXTISM_PROFILE` (`perf`, `jitdump` or `vtune`), as upstream reads it.
+fn profiling_strategy_from_env() -> wasmtime::ProfilingStrategy {
+    match std::env::var("EXTISM_PROFILE").as_deref() {
+        Ok("perf") => wasmtime::ProfilingStrategy::PerfMap,
+        Ok("jitdump") => wasmtime::ProfilingStrategy::JitDump,
+        Ok("vtune") => wasmtime::ProfilingStrategy::VTune,
+        Ok(other) => {
+            tracing::warn!(target: "extism", "Invalid value for EXTISM_PROFILE: {other}");
+            wasmtime::ProfilingStrategy::None
+        }
+        Err(_) => wasmtime::ProfilingStrategy::None,
     }
 }

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, InstancePre, Linker, ModuleExport};
 
 use crate::{
-    engine::{CachedModule, Runtime},
+    engine::{CachedModule, EngineKey, Runtime},
     function::Function,
     host::HOST_FUNCTIONS,
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
@@ -42,7 +42,7 @@ pub(crate) struct LinkedModule {
 }
 
 pub(crate) struct Compiled {
-    pub runtime: &'static Runtime,
+    pub runtime: Arc<Runtime>,
     /// Dependencies before dependents; the main module is last.
     pub modules: Vec<LinkedModule>,
     pub linker: Linker<PluginState>,
@@ -50,7 +50,7 @@ pub(crate) struct Compiled {
     /// the linker defines every import (otherwise imports are resolved per store, which
     /// reports what is missing when a plugin is created).
     pub main_pre: Option<InstancePre<PluginState>>,
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
     pub fuel: Option<u64>,
@@ -88,6 +88,7 @@ pub(crate) struct CompileOptions<'a> {
     pub fuel: Option<u64>,
     pub progress: Option<DownloadProgress<'a>>,
     pub cache_dir: Option<PathBuf>,
+    pub engine: EngineKey,
 }
 
 impl CompiledPlugin {
@@ -136,9 +137,10 @@ impl CompiledPlugin {
 }
 
 pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
-    let runtime = Runtime::get(opts.fuel.is_some())?;
+    let shared = Runtime::get(&opts.engine)?;
+    let runtime = &*shared;
     for f in &opts.functions {
-        if f.namespace() == ENV_MODULE && KERNEL_FUNCTIONS.contains(&f.name()) {
+        if f.namespace_or_default() == ENV_MODULE && KERNEL_FUNCTIONS.contains(&f.name()) {
             bail!(
                 "host function {ENV_MODULE}::{} would replace a kernel function",
                 f.name()
@@ -210,11 +212,11 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     });
     Ok(CompiledPlugin {
         inner: Arc::new(Compiled {
-            runtime,
+            runtime: shared.clone(),
             modules,
             linker,
             main_pre,
-            manifest,
+            manifest: Arc::new(manifest),
             permissions,
             wasi: opts.wasi,
             fuel: opts.fuel,

@@ -1,72 +1,99 @@
 //! The plugin as a host function sees it while the guest waits for the answer.
 //!
 //! Owns the typed helpers over kernel memory handles (read a block as bytes or a string,
-//! allocate and fill a block, free), the per-call host context and the error slot. Every
-//! access is bounds-checked by `kernel.rs`. Valid only for the duration of one host call.
+//! allocate and fill a block, free), the per-call host context, vars and the error slot. Every
+//! memory access is bounds-checked by `kernel.rs`. A `CurrentPlugin` exists only for the
+//! duration of one host call and is only ever lent out (`&mut CurrentPlugin`); it never
+//! outlives the wasmtime `Caller` it wraps.
 
-use std::any::Any;
+use std::{any::Any, collections::BTreeMap, time::Duration};
 
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{Caller, Val};
 
 use crate::{
-    convert::{FromBytesOwned, ToBytes},
+    convert::{FromBytes, MemoryHandle, ToBytes},
     kernel::Kernel,
+    manifest::Manifest,
     plugin_state::PluginState,
 };
 
-/// A block of kernel memory: its handle (`offset`) and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryHandle {
-    pub offset: u64,
-    pub length: u64,
-}
-
-impl MemoryHandle {
-    pub fn null() -> MemoryHandle {
-        MemoryHandle {
-            offset: 0,
-            length: 0,
-        }
-    }
-
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    pub fn len(&self) -> usize {
-        self.length as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.length == 0
-    }
-
-    pub fn is_null(&self) -> bool {
-        self.offset == 0
-    }
-}
-
-/// The running plugin, handed to host functions.
-pub struct CurrentPlugin<'a> {
-    caller: Caller<'a, PluginState>,
+/// The running plugin, handed to host functions as `&mut CurrentPlugin`.
+///
+/// ```
+/// use extism::{CurrentPlugin, Val};
+/// // A host function body written against the type by name, as with upstream.
+/// fn shout(plugin: &mut CurrentPlugin, inputs: &[Val], outputs: &mut [Val]) -> Result<(), extism::Error> {
+///     let text: &str = plugin.memory_get_val(&inputs[0])?;
+///     let loud = text.to_uppercase();
+///     plugin.memory_set_val(&mut outputs[0], loud)
+/// }
+/// ```
+pub struct CurrentPlugin {
+    /// The caller of the running host call. Its lifetime is erased (see [`CurrentPlugin::with`]
+    /// for why that is sound): upstream's type has no lifetime parameter, and host functions
+    /// name it as plain `&mut CurrentPlugin`.
+    caller: Caller<'static, PluginState>,
     kernel: Kernel,
 }
 
-impl<'a> CurrentPlugin<'a> {
-    pub(crate) fn new(caller: Caller<'a, PluginState>) -> Result<CurrentPlugin<'a>> {
+impl CurrentPlugin {
+    /// Runs `f` with the plugin behind `caller`.
+    ///
+    /// Safety of the erased lifetime: the `CurrentPlugin` is created here, lives in this stack
+    /// frame and is dropped before this function returns, so the `Caller` it holds never
+    /// outlives `'a`. Nothing can move it out while `f` runs: `f` gets only a `&mut` borrow
+    /// whose lifetime ends with this frame, the type has no public constructor, no `Default`,
+    /// no `Clone` and no public fields (so `mem::replace`/`mem::take` have nothing to put in
+    /// its place), and `mem::swap` would need a second `&mut CurrentPlugin` at the same time,
+    /// which safe code cannot bring into a host call (callbacks and host contexts are
+    /// `'static`, so they cannot hold a borrowed one). Every method returns borrows tied to
+    /// `&self`/`&mut self`, never to the erased lifetime.
+    pub(crate) fn with<'a, R>(
+        caller: Caller<'a, PluginState>,
+        f: impl FnOnce(&mut CurrentPlugin) -> Result<R>,
+    ) -> Result<R> {
         let kernel = caller.data().kernel()?;
-        Ok(CurrentPlugin { caller, kernel })
+        // SAFETY: see above; only the lifetime parameter changes, not the layout.
+        let caller: Caller<'static, PluginState> = unsafe { std::mem::transmute(caller) };
+        let mut plugin = CurrentPlugin { caller, kernel };
+        f(&mut plugin)
     }
 
-    /// The plugin's id.
+    fn state(&self) -> &PluginState {
+        self.caller.data()
+    }
+
+    /// The plugin's id (the same as [`crate::Plugin::id`]).
     pub fn id(&self) -> uuid::Uuid {
-        self.caller.data().id
+        self.state().id
     }
 
     /// The plugin's current configuration.
-    pub fn config(&self) -> &std::collections::BTreeMap<String, String> {
-        &self.caller.data().config
+    pub fn config(&self) -> &BTreeMap<String, String> {
+        &self.state().config
+    }
+
+    /// The plugin's variables (what the guest's `var_get`/`var_set` see).
+    pub fn vars(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.state().vars
+    }
+
+    /// The plugin's variables, to change. The manifest's `max_var_bytes` applies to what the
+    /// guest sets, not to what the host puts here.
+    pub fn vars_mut(&mut self) -> &mut BTreeMap<String, Vec<u8>> {
+        &mut self.caller.data_mut().vars
+    }
+
+    /// The manifest the plugin was created from.
+    pub fn manifest(&self) -> &Manifest {
+        &self.state().manifest
+    }
+
+    /// Time left before the running call times out, or `None` without a manifest timeout.
+    pub fn time_remaining(&self) -> Option<Duration> {
+        let deadline = self.state().deadline?;
+        Some(deadline.saturating_duration_since(std::time::Instant::now()))
     }
 
     /// The value passed to `Plugin::call_with_host_context` for this call.
@@ -83,10 +110,11 @@ impl<'a> CurrentPlugin<'a> {
 
     /// True when this call carries a host context.
     pub fn has_host_context(&self) -> bool {
-        self.caller.data().host_context.is_some()
+        self.state().host_context.is_some()
     }
 
-    /// Allocates `n` bytes of kernel memory. Fails when memory cannot be had.
+    /// Allocates `n` bytes of kernel memory (the null handle for 0). Fails when memory cannot
+    /// be had.
     pub fn memory_alloc(&mut self, n: u64) -> Result<MemoryHandle> {
         if n == 0 {
             return Ok(MemoryHandle::null());
@@ -119,32 +147,53 @@ impl<'a> CurrentPlugin<'a> {
         self.kernel.length(&mut self.caller, offset)
     }
 
-    /// The handle of the live block at `offset`, if there is one.
+    /// Upstream's unchecked length. This kernel's `length` is already constant-time, so this
+    /// is the same checked call as [`CurrentPlugin::memory_length`].
+    pub fn memory_length_unsafe(&mut self, offset: u64) -> Result<u64> {
+        self.memory_length(offset)
+    }
+
+    /// The handle of the live block at `offset`: the null handle for 0, `None` when no block
+    /// starts there.
     pub fn memory_handle(&mut self, offset: u64) -> Option<MemoryHandle> {
+        if offset == 0 {
+            return Some(MemoryHandle::null());
+        }
         match self.memory_length(offset) {
             Ok(length) if length > 0 => Some(MemoryHandle { offset, length }),
             _ => None,
         }
     }
 
-    /// The bytes of `handle`, mutable.
-    pub fn memory_bytes(&mut self, handle: MemoryHandle) -> Result<&mut [u8]> {
+    /// The bytes of `handle`.
+    pub fn memory_bytes(&mut self, handle: MemoryHandle) -> Result<&[u8]> {
+        self.kernel
+            .slice(&self.caller, handle.offset, handle.length)
+    }
+
+    /// The bytes of `handle`, to change in place.
+    pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8]> {
         self.kernel
             .slice_mut(&mut self.caller, handle.offset, handle.length)
     }
 
     /// The bytes of `handle` as UTF-8.
-    pub fn memory_str(&mut self, handle: MemoryHandle) -> Result<&mut str> {
-        Ok(std::str::from_utf8_mut(self.memory_bytes(handle)?)?)
+    pub fn memory_str(&mut self, handle: MemoryHandle) -> Result<&str> {
+        Ok(std::str::from_utf8(self.memory_bytes(handle)?)?)
     }
 
-    /// Reads and converts the block `handle`.
-    pub fn memory_get<T: FromBytesOwned>(&mut self, handle: MemoryHandle) -> Result<T> {
-        T::from_bytes_owned(self.memory_bytes(handle)?)
+    /// The bytes of `handle` as UTF-8, to change in place.
+    pub fn memory_str_mut(&mut self, handle: MemoryHandle) -> Result<&mut str> {
+        Ok(std::str::from_utf8_mut(self.memory_bytes_mut(handle)?)?)
+    }
+
+    /// Reads and converts the block `handle`; `&str` and `&[u8]` borrow kernel memory.
+    pub fn memory_get<'a, T: FromBytes<'a>>(&'a mut self, handle: MemoryHandle) -> Result<T> {
+        T::from_bytes(self.memory_bytes(handle)?)
     }
 
     /// Reads and converts the block whose handle is the `i64` argument `val`.
-    pub fn memory_get_val<T: FromBytesOwned>(&mut self, val: &Val) -> Result<T> {
+    pub fn memory_get_val<'a, T: FromBytes<'a>>(&'a mut self, val: &Val) -> Result<T> {
         let handle = self.handle_from_val(val)?;
         self.memory_get(handle)
     }
@@ -152,11 +201,26 @@ impl<'a> CurrentPlugin<'a> {
     /// Allocates a block holding `data` and stores its handle in the `i64` result `val`.
     pub fn memory_set_val<'b, T: ToBytes<'b>>(&mut self, val: &mut Val, data: T) -> Result<()> {
         let handle = self.memory_new(data)?;
-        *val = Val::I64(handle.offset as i64);
+        *val = self.memory_to_val(handle);
         Ok(())
     }
 
-    /// The live block named by an `i64` value.
+    /// The live block named by an `i64` value, `None` for anything else (0 included).
+    pub fn memory_from_val(&mut self, val: &Val) -> Option<MemoryHandle> {
+        let offset = val.i64()? as u64;
+        match self.memory_length(offset) {
+            Ok(length) if length > 0 => Some(MemoryHandle { offset, length }),
+            _ => None,
+        }
+    }
+
+    /// The `i64` value that passes `handle` to the guest.
+    pub fn memory_to_val(&mut self, handle: MemoryHandle) -> Val {
+        Val::I64(handle.offset as i64)
+    }
+
+    /// The live block named by an `i64` value (the null handle for 0); an error for another
+    /// type or an offset where no block starts.
     pub fn handle_from_val(&mut self, val: &Val) -> Result<MemoryHandle> {
         let offset = match val {
             Val::I64(v) => *v as u64,
@@ -165,9 +229,6 @@ impl<'a> CurrentPlugin<'a> {
                 other.ty(&self.caller)
             ),
         };
-        if offset == 0 {
-            return Ok(MemoryHandle::null());
-        }
         self.memory_handle(offset)
             .ok_or_else(|| anyhow!("invalid memory handle: {offset}"))
     }
@@ -178,11 +239,26 @@ impl<'a> CurrentPlugin<'a> {
         self.kernel.memory.data_ptr(&self.caller)
     }
 
-    /// Marks the call as failed with `message` without trapping; the guest continues.
-    pub fn set_error(&mut self, message: impl AsRef<str>) -> Result<()> {
-        let handle = self
-            .kernel
-            .write_new(&mut self.caller, message.as_ref().as_bytes())?;
-        self.kernel.error_set(&mut self.caller, handle)
+    /// Marks the call as failed with `message` without trapping; the guest continues. Returns
+    /// the message's block (offset, length).
+    pub fn set_error(&mut self, message: impl AsRef<str>) -> Result<(u64, u64)> {
+        let message = message.as_ref().as_bytes();
+        let handle = self.kernel.write_new(&mut self.caller, message)?;
+        self.kernel.error_set(&mut self.caller, handle)?;
+        Ok((handle, message.len() as u64))
+    }
+
+    /// The error set for this call so far (by the guest or [`CurrentPlugin::set_error`]).
+    pub fn get_error(&mut self) -> Option<&str> {
+        let offset = self.kernel.error_get(&mut self.caller).ok()?;
+        let length = self.memory_length(offset).ok().filter(|&l| l > 0)?;
+        self.memory_str(MemoryHandle { offset, length }).ok()
+    }
+
+    /// Clears the error set for this call.
+    pub fn clear_error(&mut self) {
+        if let Err(e) = self.kernel.error_set(&mut self.caller, 0) {
+            tracing::error!(target: "extism", plugin = %self.id(), "unable to clear error: {e}");
+        }
     }
 }

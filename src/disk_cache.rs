@@ -255,14 +255,14 @@ mod tests {
     #[test]
     fn files_are_verified_before_use() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime::get(false).unwrap();
+        let runtime = Runtime::get(&Default::default()).unwrap();
         let bytes = b"(module (func (export \"f\")))";
         let key = cache_key(bytes, true);
         let fingerprint = fingerprint(&runtime.engine);
         let path = dir.path().join(file_name(&key, &fingerprint));
         assert_eq!(read(&path, &fingerprint, &key), Ok(None));
 
-        compile(runtime, dir.path(), bytes, true).unwrap();
+        compile(&runtime, dir.path(), bytes, true).unwrap();
         let code = read(&path, &fingerprint, &key).unwrap().unwrap();
         assert!(!code.is_empty());
         assert_eq!(

@@ -1,7 +1,8 @@
 //! The process-wide wasmtime engines and what is compiled with them.
 //!
-//! One `Engine` per distinct configuration (with or without fuel metering), created on first
-//! use and kept for the life of the process; the kernel is compiled once per engine, when a
+//! One `Engine` per distinct configuration ([`EngineKey`]: fuel metering, debug options, a
+//! host's wasmtime config), created on first use and kept for the life of the process (or,
+//! for a host's own wasmtime config, while plugins compiled with it exist); the kernel is compiled once per engine, when a
 //! plugin first needs it as a module of its own; plugin modules are shared in-process by the
 //! SHA-256 of their bytes (and whether the kernel is linked into them, kernel_link.rs), so a
 //! second plugin made from the same bytes never compiles again. The cache holds modules weakly, plus the most recently used ones strongly
@@ -12,7 +13,10 @@
 use std::{
     borrow::Cow,
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, OnceLock, Weak,
+    },
 };
 
 use anyhow::{Context, Result};
@@ -74,38 +78,178 @@ pub(crate) fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
     hash.finalize().into()
 }
 
+/// What sets one engine apart from another: plugins whose keys are equal share an engine,
+/// and with it every module compiled for it. Adding a field adds engines, never changes
+/// existing ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct EngineKey {
+    /// Fuel metering (`PluginBuilder::with_fuel_limit`).
+    pub fuel: bool,
+    /// Where compiled code is reported for profilers (`DebugOptions::profiling_strategy`).
+    pub profiler: Profiler,
+    /// DWARF debug info for compiled code (`DebugOptions::debug_info`).
+    pub debug_info: bool,
+    /// Traps carry a core dump (`DebugOptions::coredump`).
+    pub coredump: bool,
+    /// A wasmtime configuration given by the host (`PluginBuilder::with_wasmtime_config`).
+    pub custom: Option<CustomConfig>,
+}
+
+/// `wasmtime::ProfilingStrategy` with the equality and hash an [`EngineKey`] needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Profiler(pub wasmtime::ProfilingStrategy);
+
+impl Default for Profiler {
+    fn default() -> Self {
+        Profiler(wasmtime::ProfilingStrategy::None)
+    }
+}
+
+impl Profiler {
+    fn code(self) -> u8 {
+        use wasmtime::ProfilingStrategy::*;
+        match self.0 {
+            None => 0,
+            PerfMap => 1,
+            JitDump => 2,
+            VTune => 3,
+            Pulley => 4,
+        }
+    }
+}
+
+impl PartialEq for Profiler {
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code()
+    }
+}
+
+impl Eq for Profiler {}
+
+impl std::hash::Hash for Profiler {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.code().hash(state)
+    }
+}
+
+/// A host's wasmtime configuration. `Config` cannot be compared, so each one given is its own
+/// key (clones of a builder share it): its engine lives while plugins compiled with it do.
+#[derive(Clone)]
+pub(crate) struct CustomConfig {
+    id: u64,
+    config: Arc<Config>,
+}
+
+impl CustomConfig {
+    pub fn new(config: Config) -> CustomConfig {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        CustomConfig {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl std::fmt::Debug for CustomConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CustomConfig").field(&self.id).finish()
+    }
+}
+
+impl PartialEq for CustomConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for CustomConfig {}
+
+impl std::hash::Hash for CustomConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+
+/// Every engine created so far, by key. Engines of built-in configurations are kept for the
+/// life of the process (`kept`); those of custom configurations go with their last user.
+struct Registry {
+    engines: HashMap<EngineKey, Weak<Runtime>>,
+    kept: Vec<Arc<Runtime>>,
+}
+
+fn registry() -> MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            Mutex::new(Registry {
+                engines: HashMap::new(),
+                kept: Vec::new(),
+            })
+        })
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 impl Runtime {
-    /// The runtime for plugins with (`fuel == true`) or without fuel metering.
-    pub fn get(fuel: bool) -> Result<&'static Runtime> {
-        let cell = static_cell(fuel);
-        if let Some(rt) = cell.get() {
+    /// The runtime for plugins with configuration `key`, created on first use.
+    pub fn get(key: &EngineKey) -> Result<Arc<Runtime>> {
+        let mut registry = registry();
+        if let Some(rt) = registry.engines.get(key).and_then(Weak::upgrade) {
             return Ok(rt);
         }
-        let rt = Runtime::new(fuel)?;
-        Ok(cell.get_or_init(|| rt))
+        let rt = Arc::new(Runtime::new(key)?);
+        registry.engines.retain(|_, weak| weak.strong_count() > 0);
+        registry.engines.insert(key.clone(), Arc::downgrade(&rt));
+        if key.custom.is_none() {
+            registry.kept.push(rt.clone());
+        }
+        Ok(rt)
     }
 
-    /// Both engines that exist so far (the epoch ticker and cancel handles advance them).
-    pub fn all() -> impl Iterator<Item = &'static Runtime> {
-        [false, true]
-            .into_iter()
-            .filter_map(|fuel| static_cell(fuel).get())
+    /// Every engine that exists (the epoch ticker advances them).
+    pub fn all() -> Vec<Arc<Runtime>> {
+        registry()
+            .engines
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
-    fn new(fuel: bool) -> Result<Runtime> {
-        let mut config = Config::new();
+    fn new(key: &EngineKey) -> Result<Runtime> {
+        let mut config = match &key.custom {
+            Some(custom) => (*custom.config).clone(),
+            None => {
+                let mut config = Config::new();
+                config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+                config
+            }
+        };
+        // What the runtime depends on overrides the host's configuration.
         config
             .epoch_interruption(true)
-            .consume_fuel(fuel)
+            .consume_fuel(key.fuel)
             .wasm_multi_memory(true)
             // Errors then carry the trap or host-function reason itself rather than a
             // backtrace header; nothing depends on backtrace text (spec/guest-abi.md §11.3).
             .wasm_backtrace_max_frames(None)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+            // The proposals upstream enables, so the same guests load.
+            .wasm_tail_call(true)
+            .wasm_function_references(true)
+            .wasm_gc(true)
+            .debug_info(key.debug_info)
+            .coredump_on_trap(key.coredump);
+        #[cfg(feature = "wasmtime-exceptions")]
+        config.wasm_exceptions(true);
         // For profiling: `perf` then names compiled wasm functions (/tmp/perf-PID.map).
-        if std::env::var_os("EXTISM_RUN_PERFMAP").is_some() {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
+        let profiler = match key.profiler.0 {
+            wasmtime::ProfilingStrategy::None
+                if std::env::var_os("EXTISM_RUN_PERFMAP").is_some() =>
+            {
+                wasmtime::ProfilingStrategy::PerfMap
+            }
+            p => p,
+        };
+        config.profiler(profiler);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         Ok(Runtime {
             engine,
@@ -221,15 +365,5 @@ impl Runtime {
             total -= code(&recent[0]);
             recent.remove(0);
         }
-    }
-}
-
-fn static_cell(fuel: bool) -> &'static OnceLock<Runtime> {
-    static PLAIN: OnceLock<Runtime> = OnceLock::new();
-    static FUEL: OnceLock<Runtime> = OnceLock::new();
-    if fuel {
-        &FUEL
-    } else {
-        &PLAIN
     }
 }

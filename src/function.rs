@@ -1,19 +1,78 @@
 //! User host functions: what an embedder registers for plugins to import.
 //!
-//! Owns the definition (name, namespace, signature, callback, user data) and how it is put
-//! into a linker. The callback sees a [`CurrentPlugin`]; an `Err` it returns traps the call.
+//! Owns the definition (name, namespace, signature, callback, user data), the value types of
+//! upstream's API ([`ValType`], [`Val`]) and how a definition is put into a linker. The callback
+//! sees a [`CurrentPlugin`]; an `Err` it returns (or a panic) traps the call. It never touches
+//! a store outside a host call.
 
 use std::{
     any::Any,
+    ffi::c_void,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
 };
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use wasmtime::{Engine, FuncType, Linker};
-pub use wasmtime::{Val, ValType};
 
 use crate::{current_plugin::CurrentPlugin, plugin_state::PluginState};
+
+/// The value types of WebAssembly, as host function signatures name them.
+///
+/// ```
+/// use extism::ValType;
+/// assert_eq!(extism::PTR, ValType::I64);
+/// assert_eq!(ValType::from(wasmtime::ValType::F32), ValType::F32);
+/// ```
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+#[repr(C)]
+pub enum ValType {
+    /// Signed 32 bit integer.
+    I32,
+    /// Signed 64 bit integer.
+    I64,
+    /// 32 bit float.
+    F32,
+    /// 64 bit float.
+    F64,
+    /// 128 bit vector.
+    V128,
+    /// A reference to a function.
+    FuncRef,
+    /// A reference to host data.
+    ExternRef,
+}
+
+impl From<wasmtime::ValType> for ValType {
+    fn from(value: wasmtime::ValType) -> ValType {
+        match value {
+            wasmtime::ValType::I32 => ValType::I32,
+            wasmtime::ValType::I64 => ValType::I64,
+            wasmtime::ValType::F32 => ValType::F32,
+            wasmtime::ValType::F64 => ValType::F64,
+            wasmtime::ValType::V128 => ValType::V128,
+            wasmtime::ValType::Ref(r) if r.heap_type().is_func() => ValType::FuncRef,
+            wasmtime::ValType::Ref(_) => ValType::ExternRef,
+        }
+    }
+}
+
+impl From<ValType> for wasmtime::ValType {
+    fn from(value: ValType) -> wasmtime::ValType {
+        match value {
+            ValType::I32 => wasmtime::ValType::I32,
+            ValType::I64 => wasmtime::ValType::I64,
+            ValType::F32 => wasmtime::ValType::F32,
+            ValType::F64 => wasmtime::ValType::F64,
+            ValType::V128 => wasmtime::ValType::V128,
+            ValType::FuncRef => wasmtime::ValType::FUNCREF,
+            ValType::ExternRef => wasmtime::ValType::EXTERNREF,
+        }
+    }
+}
+
+/// A WebAssembly value passed to or returned from a host function.
+pub type Val = wasmtime::Val;
 
 /// The value type used for kernel memory handles.
 pub const PTR: ValType = ValType::I64;
@@ -21,30 +80,108 @@ pub const PTR: ValType = ValType::I64;
 /// The namespace user functions live in unless given another.
 pub const USER_NAMESPACE: &str = "extism:host/user";
 
+/// A pointer given by a C host together with the function that releases it (called once,
+/// when the last [`UserData`] holding it is dropped). Only the C API creates one.
+#[derive(Debug)]
+pub struct CPtr {
+    ptr: *mut c_void,
+    free: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+// SAFETY: the C API makes the host responsible for the pointer being usable from the threads
+// it calls plugins on (spec/c-api.md §9); the library only passes it along and frees it once.
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+
+impl Drop for CPtr {
+    fn drop(&mut self) {
+        if let (Some(free), false) = (self.free, self.ptr.is_null()) {
+            // SAFETY: the host handed over this pair to be called exactly once; this is it.
+            unsafe { free(self.ptr) };
+        }
+    }
+}
+
 /// Data shared by every invocation of a host function (and every plugin using it).
-#[derive(Debug, Default)]
-pub struct UserData<T>(Arc<Mutex<T>>);
+///
+/// Rust data is an `Arc<Mutex<T>>` reached with [`UserData::get`]; `C` holds a C host's
+/// pointer and is not usable from Rust. Unlike upstream, `UserData<T>` is `Send`/`Sync` only
+/// when `T: Send` (upstream declares it for any `T`, which lets `!Send` data cross threads).
+///
+/// ```
+/// use extism::UserData;
+/// let counter = UserData::new(0u32);
+/// *counter.get()?.lock().unwrap() += 1;
+/// assert_eq!(*counter.clone().get()?.lock().unwrap(), 1);
+/// # Ok::<(), extism::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum UserData<T: Sized> {
+    C(Arc<CPtr>),
+    Rust(Arc<Mutex<T>>),
+}
+
+impl<T: Default> Default for UserData<T> {
+    fn default() -> Self {
+        UserData::new(T::default())
+    }
+}
 
 impl<T> Clone for UserData<T> {
     fn clone(&self) -> Self {
-        UserData(self.0.clone())
+        match self {
+            UserData::C(ptr) => UserData::C(ptr.clone()),
+            UserData::Rust(data) => UserData::Rust(data.clone()),
+        }
     }
 }
 
 impl<T> UserData<T> {
+    /// Wraps `value` in a shared mutex.
     pub fn new(value: T) -> UserData<T> {
-        UserData(Arc::new(Mutex::new(value)))
+        UserData::Rust(Arc::new(Mutex::new(value)))
     }
 
-    /// The shared value; lock it to use it.
+    /// Wraps a C host's pointer; `free` releases it when the last clone is dropped.
+    pub(crate) fn new_pointer(
+        ptr: *mut c_void,
+        free: Option<unsafe extern "C" fn(*mut c_void)>,
+    ) -> UserData<T> {
+        UserData::C(Arc::new(CPtr { ptr, free }))
+    }
+
+    /// The C pointer (null for Rust data).
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        match self {
+            UserData::C(ptr) => ptr.ptr,
+            UserData::Rust(_) => std::ptr::null_mut(),
+        }
+    }
+
+    /// The shared value; lock it to use it. Fails for C data.
     pub fn get(&self) -> Result<Arc<Mutex<T>>> {
-        Ok(self.0.clone())
+        match self {
+            UserData::C(_) => bail!("C UserData should not be used from Rust"),
+            UserData::Rust(data) => Ok(data.clone()),
+        }
     }
 }
 
-type Callback = dyn Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
+type Callback = dyn Fn(&mut CurrentPlugin, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
 
-/// A host function plugins can import as `namespace::name`.
+/// A host function plugins can import as `namespace::name` (namespace `extism:host/user`
+/// unless set).
+///
+/// ```
+/// use extism::{Function, UserData, PTR};
+/// let f = Function::new("hello", [PTR], [PTR], UserData::new(()), |plugin, inputs, outputs, _| {
+///     let name: String = plugin.memory_get_val(&inputs[0])?;
+///     plugin.memory_set_val(&mut outputs[0], format!("Hello, {name}!"))
+/// })
+/// .with_namespace("env");
+/// assert_eq!(f.name(), "hello");
+/// assert_eq!(f.namespace(), Some("env"));
+/// ```
 #[derive(Clone)]
 pub struct Function {
     name: String,
@@ -58,7 +195,7 @@ impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function")
             .field("name", &self.name)
-            .field("namespace", &self.namespace())
+            .field("namespace", &self.namespace_or_default())
             .field("params", &self.params)
             .field("results", &self.results)
             .finish()
@@ -66,6 +203,8 @@ impl std::fmt::Debug for Function {
 }
 
 impl Function {
+    /// A host function named `name` with the given signature; `f` gets the running plugin,
+    /// the arguments, the result slots (pre-set to zero) and a clone of `user_data`.
     pub fn new<T, F>(
         name: impl Into<String>,
         params: impl IntoIterator<Item = ValType>,
@@ -74,7 +213,7 @@ impl Function {
         f: F,
     ) -> Function
     where
-        F: Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val], UserData<T>) -> Result<()>
+        F: Fn(&mut CurrentPlugin, &[Val], &mut [Val], UserData<T>) -> Result<()>
             + Send
             + Sync
             + 'static,
@@ -91,27 +230,38 @@ impl Function {
         }
     }
 
+    /// The import name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn namespace(&self) -> &str {
-        self.namespace.as_deref().unwrap_or(USER_NAMESPACE)
+    /// The import module, if one was set (otherwise `extism:host/user`).
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
     }
 
+    /// The import module actually used.
+    pub(crate) fn namespace_or_default(&self) -> &str {
+        self.namespace().unwrap_or(USER_NAMESPACE)
+    }
+
+    /// Sets the import module.
     pub fn set_namespace(&mut self, namespace: impl Into<String>) {
         self.namespace = Some(namespace.into());
     }
 
+    /// Sets the import module.
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Function {
         self.set_namespace(namespace);
         self
     }
 
+    /// Parameter types.
     pub fn params(&self) -> &[ValType] {
         &self.params
     }
 
+    /// Result types.
     pub fn results(&self) -> &[ValType] {
         &self.results
     }
@@ -121,16 +271,15 @@ impl Function {
         linker: &mut Linker<PluginState>,
         engine: &Engine,
     ) -> Result<()> {
-        let ty = FuncType::new(
-            engine,
-            self.params.iter().cloned(),
-            self.results.iter().cloned(),
-        );
+        let wasm_types = |types: &[ValType]| -> Vec<wasmtime::ValType> {
+            types.iter().map(|&t| t.into()).collect()
+        };
+        let ty = FuncType::new(engine, wasm_types(&self.params), wasm_types(&self.results));
         let callback = self.callback.clone();
         let name = self.name.clone();
-        let results = self.results.clone();
+        let results = wasm_types(&self.results);
         linker.func_new(
-            self.namespace(),
+            self.namespace_or_default(),
             &self.name,
             ty,
             move |caller, inputs, outputs| {
@@ -140,17 +289,19 @@ impl Function {
                         *out = zero;
                     }
                 }
-                let mut plugin =
-                    CurrentPlugin::new(caller).map_err(wasmtime::Error::from_anyhow)?;
-                // A panicking host function fails the call instead of unwinding into the host.
-                let run = AssertUnwindSafe(|| callback(&mut plugin, inputs, outputs));
-                match std::panic::catch_unwind(run) {
-                    Ok(result) => result.map_err(wasmtime::Error::from_anyhow),
-                    Err(panic) => Err(wasmtime::Error::msg(format!(
-                        "host function `{name}` panicked: {}",
-                        panic_message(&*panic)
-                    ))),
-                }
+                let result = CurrentPlugin::with(caller, |plugin| {
+                    // A panicking host function fails the call instead of unwinding into the
+                    // host.
+                    let run = AssertUnwindSafe(|| callback(plugin, inputs, outputs));
+                    match std::panic::catch_unwind(run) {
+                        Ok(result) => result,
+                        Err(panic) => Err(anyhow::anyhow!(
+                            "host function `{name}` panicked: {}",
+                            panic_message(&*panic)
+                        )),
+                    }
+                });
+                result.map_err(wasmtime::Error::from_anyhow)
             },
         )?;
         Ok(())

@@ -15,10 +15,12 @@
 //! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
 //! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
 
+// Lets the `ToBytes`/`FromBytes` derives (which name `::extism::convert`) work in this crate.
+extern crate self as extism;
+
 mod builder;
 mod cancel;
 mod compiled;
-mod convert;
 mod current_plugin;
 pub mod disk_cache;
 mod engine;
@@ -41,8 +43,12 @@ pub use anyhow::Error;
 pub use builder::{PluginBuilder, WasmInput};
 pub use cancel::{CancelHandle, Interrupted};
 pub use compiled::CompiledPlugin;
-pub use convert::{FromBytes, FromBytesOwned, Json, ToBytes};
-pub use current_plugin::{CurrentPlugin, MemoryHandle};
+pub use convert::{FromBytes, FromBytesOwned, Json, MemoryHandle, ToBytes};
+pub use current_plugin::CurrentPlugin;
+/// Conversions between Rust values and the bytes passed to and from plugins: upstream's
+/// `extism-convert` crate itself, so types a plugin and its host share work unchanged.
+#[doc(inline)]
+pub use extism_convert as convert;
 pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
 pub use limits::OutOfMemory;
 pub use manifest::{Manifest, MemoryOptions, Wasm, WasmMetadata};

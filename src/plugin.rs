@@ -562,6 +562,7 @@ fn setup(
         carried.id,
         carried.config,
         compiled.permissions.clone(),
+        compiled.manifest.clone(),
         carried.headers_enabled,
         wasi,
         MemoryBudget::new(compiled.manifest.memory.max_pages),

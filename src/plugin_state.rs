@@ -9,7 +9,7 @@ use std::{any::Any, collections::BTreeMap, sync::Arc, time::Instant};
 use anyhow::{anyhow, Result};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget};
+use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget, manifest::Manifest};
 
 /// Limits and permissions fixed by the manifest, shared by every instance of a compiled plugin.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub(crate) struct PluginState {
     pub config: BTreeMap<String, String>,
     pub vars: BTreeMap<String, Vec<u8>>,
     pub permissions: Arc<Permissions>,
+    /// The manifest the plugin was compiled from (`CurrentPlugin::manifest`).
+    pub manifest: Arc<Manifest>,
     pub http: HttpState,
     pub wasi: Option<WasiP1Ctx>,
     /// Private directories behind single-file WASI mounts; removed with the store.
@@ -55,6 +57,7 @@ impl PluginState {
         id: uuid::Uuid,
         config: BTreeMap<String, String>,
         permissions: Arc<Permissions>,
+        manifest: Arc<Manifest>,
         headers_enabled: bool,
         wasi: Option<crate::wasi::Wasi>,
         memory: MemoryBudget,
@@ -71,6 +74,7 @@ impl PluginState {
             config,
             vars: BTreeMap::new(),
             permissions,
+            manifest,
             http: HttpState {
                 headers_enabled,
                 ..HttpState::default()

@@ -10,8 +10,8 @@ fn abi() -> Plugin {
 }
 
 /// An 8-byte input whose first byte is `n` (the plugin reads it with input_load_u64).
-fn arg(n: u8) -> [u8; 8] {
-    [n, 0, 0, 0, 0, 0, 0, 0]
+fn arg(n: u8) -> Vec<u8> {
+    vec![n, 0, 0, 0, 0, 0, 0, 0]
 }
 
 /// (return code, error message) of a call, or (0, None) on success.

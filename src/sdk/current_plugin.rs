@@ -29,7 +29,7 @@ thread_local! {
 
 /// Runs `f` with the C handle of `plugin`, valid for the accessors only while `f` runs.
 pub(crate) fn with_active<R>(
-    plugin: &mut CurrentPlugin<'_>,
+    plugin: &mut CurrentPlugin,
     f: impl FnOnce(*mut ExtismCurrentPlugin) -> R,
 ) -> R {
     struct Pop;
@@ -38,7 +38,7 @@ pub(crate) fn with_active<R>(
             ACTIVE.with(|a| a.borrow_mut().pop());
         }
     }
-    let ptr = (plugin as *mut CurrentPlugin<'_>).cast::<ExtismCurrentPlugin>();
+    let ptr = (plugin as *mut CurrentPlugin).cast::<ExtismCurrentPlugin>();
     ACTIVE.with(|a| a.borrow_mut().push(ptr as usize));
     let _pop = Pop;
     f(ptr)
@@ -49,7 +49,7 @@ pub(crate) fn with_active<R>(
 fn with_current<R>(
     ptr: *mut ExtismCurrentPlugin,
     default: R,
-    f: impl FnOnce(&mut CurrentPlugin<'_>) -> R,
+    f: impl FnOnce(&mut CurrentPlugin) -> R,
 ) -> R {
     guard(
         |_| None,
@@ -57,7 +57,7 @@ fn with_current<R>(
             let live = !ptr.is_null() && ACTIVE.with(|a| a.borrow().contains(&(ptr as usize)));
             // SAFETY: a live handle is the address of a `CurrentPlugin` that a callback frame
             // on this thread is lending to C code right now (see `with_active`).
-            live.then(|| f(unsafe { &mut *ptr.cast::<CurrentPlugin<'_>>() }))
+            live.then(|| f(unsafe { &mut *ptr.cast::<CurrentPlugin>() }))
         },
     )
     .unwrap_or(default)

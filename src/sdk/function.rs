@@ -126,32 +126,15 @@ impl Scalar {
 /// its clones), so dropping it means the definition is gone for good.
 struct Callback {
     func: ExtismFunctionType,
-    user_data: *mut c_void,
-    free_user_data: Option<FreeUserData>,
+    /// `user_data` and `free_user_data`: freed with the last clone (`UserData::C`).
+    user_data: UserData<()>,
     results: Vec<Scalar>,
-}
-
-// SAFETY: the C API makes the host responsible for `user_data` being usable from the threads
-// it calls plugins on (spec/c-api.md §9); the library only passes the pointer along.
-unsafe impl Send for Callback {}
-unsafe impl Sync for Callback {}
-
-impl Drop for Callback {
-    fn drop(&mut self) {
-        if let Some(free) = self.free_user_data {
-            if !self.user_data.is_null() {
-                // SAFETY: the host gave this pair to be called exactly once, and this is the
-                // only place that calls it.
-                unsafe { free(self.user_data) };
-            }
-        }
-    }
 }
 
 impl Callback {
     fn invoke(
         &self,
-        plugin: &mut CurrentPlugin<'_>,
+        plugin: &mut CurrentPlugin,
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> Result<()> {
@@ -180,7 +163,7 @@ impl Callback {
                     inputs.len() as ExtismSize,
                     slots_ptr,
                     slots.len() as ExtismSize,
-                    self.user_data,
+                    self.user_data.as_ptr(),
                 )
             }
         });
@@ -287,8 +270,7 @@ unsafe fn new_function(
     let results = types(outputs, n_outputs, "outputs")?;
     let callback = Callback {
         func,
-        user_data,
-        free_user_data,
+        user_data: UserData::new_pointer(user_data, free_user_data),
         results: results.clone(),
     };
     let function = Function::new(
