@@ -32,6 +32,7 @@ pub mod kernel;
 mod kernel_link;
 mod limits;
 pub mod logging;
+mod macros;
 pub mod manifest;
 mod plugin;
 mod plugin_state;

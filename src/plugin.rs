@@ -182,10 +182,17 @@ impl Plugin {
         name: impl AsRef<str>,
         input: T,
     ) -> Result<U> {
-        self.call_get_error_code(name, input).map_err(|(e, _)| e)
+        let input = input.to_bytes()?;
+        match self.raw_call(name.as_ref(), input.as_ref(), None) {
+            Ok(0) => U::from_bytes(self.output()),
+            Ok(rc) => Err(anyhow!("Returned non-zero exit code: {rc}")),
+            Err((e, _)) => Err(e),
+        }
     }
 
-    /// Like [`Plugin::call`], but the error comes with the call's return code.
+    /// Like [`Plugin::call`], but the error comes with the call's return code. As upstream, a
+    /// non-zero return code without an error message is not an error: the output is
+    /// returned.
     pub fn call_get_error_code<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
         &'b mut self,
         name: impl AsRef<str>,
@@ -197,7 +204,8 @@ impl Plugin {
     }
 
     /// Like [`Plugin::call`], with a value that host functions of this call can read through
-    /// [`crate::CurrentPlugin::host_context`]. The guest never sees it.
+    /// [`crate::CurrentPlugin::host_context`]. The guest never sees it. As upstream, a
+    /// non-zero return code without an error message returns the output.
     pub fn call_with_host_context<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>, C: Any + Send>(
         &'b mut self,
         name: impl AsRef<str>,
@@ -214,8 +222,7 @@ impl Plugin {
         rc: Result<i32, (anyhow::Error, i32)>,
     ) -> Result<U, (anyhow::Error, i32)> {
         match rc {
-            Ok(0) => U::from_bytes(self.output()).map_err(|e| (e, -1)),
-            Ok(rc) => Err((anyhow!("Returned non-zero exit code: {rc}"), rc)),
+            Ok(_) => U::from_bytes(self.output()).map_err(|e| (e, -1)),
             Err(e) => Err(e),
         }
     }

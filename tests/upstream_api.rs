@@ -1,0 +1,196 @@
+//! Upstream `extism` 1.41's Rust API used as an upstream user writes it: `host_fn!`,
+//! `typed_plugin!`, `extism::convert` encodings with the derives, `UserData`, `CurrentPlugin`
+//! named without a lifetime, `PluginBuilder` options and return codes. Only items upstream
+//! has are used, so this file also builds against upstream's crate.
+
+use extism::{
+    convert::{Json, MemoryHandle},
+    host_fn, typed_plugin, CurrentPlugin, Function, Manifest, Plugin, PluginBuilder, UserData, Val,
+    ValType, Wasm, PTR,
+};
+use serde::{Deserialize, Serialize};
+
+/// Calls `extism:host/user::transform` with its input and outputs what it returns; `rc`
+/// returns 7 without setting an error.
+const WAT: &str = r#"(module
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "input_offset" (func $off (result i64)))
+  (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/user" "transform" (func $transform (param i64) (result i64)))
+  (func (export "run") (result i32) (local $h i64)
+    (local.set $h (call $transform (call $off)))
+    (call $out (local.get $h) (call $length (local.get $h)))
+    (i32.const 0))
+  (func (export "rc") (result i32)
+    (call $out (call $off) (call $len))
+    (i32.const 7)))"#;
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Greeting {
+    name: String,
+    count: u32,
+}
+
+host_fn!(shout(text: String) -> String { Ok(text.to_uppercase()) });
+
+host_fn!(pub count(counter: u32; text: String) -> String {
+    let counter = counter.get()?;
+    let mut counter = counter.lock().unwrap();
+    *counter += 1;
+    Ok(format!("{text}:{counter}"))
+});
+
+host_fn!(greet(g: Json<Greeting>) -> Json<Greeting> {
+    let Json(mut g) = g;
+    g.count += 1;
+    g.name = format!("Hello, {}", g.name);
+    Ok(Json(g))
+});
+
+fn manifest() -> Manifest {
+    Manifest::new([Wasm::data(WAT.as_bytes().to_vec())])
+}
+
+#[test]
+fn host_fn_without_user_data() {
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let mut plugin = Plugin::new(&manifest(), [f], false).unwrap();
+    let out: String = plugin.call("run", "hello").unwrap();
+    assert_eq!(out, "HELLO");
+}
+
+#[test]
+fn host_fn_with_user_data_shared_across_calls() {
+    let counter = UserData::new(0u32);
+    let mut plugin = PluginBuilder::new(manifest())
+        .with_functions([Function::new(
+            "transform",
+            [PTR],
+            [PTR],
+            counter.clone(),
+            count,
+        )])
+        .build()
+        .unwrap();
+    assert_eq!(plugin.call::<&str, &str>("run", "a").unwrap(), "a:1");
+    assert_eq!(plugin.call::<&str, &str>("run", "b").unwrap(), "b:2");
+    assert_eq!(*counter.get().unwrap().lock().unwrap(), 2);
+}
+
+#[test]
+fn json_encoding_both_ways() {
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), greet);
+    let mut plugin = Plugin::new(manifest(), [f], false).unwrap();
+    let Json(out): Json<Greeting> = plugin
+        .call(
+            "run",
+            Json(Greeting {
+                name: "Ann".into(),
+                count: 1,
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        Greeting {
+            name: "Hello, Ann".into(),
+            count: 2
+        }
+    );
+}
+
+/// A hand-written host function naming `CurrentPlugin` without a lifetime, using the
+/// borrowed `memory_get::<&str>`, `memory_from_val`/`memory_to_val`, vars and errors.
+fn by_hand(
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    outputs: &mut [Val],
+    _: UserData<()>,
+) -> Result<(), extism::Error> {
+    let handle: MemoryHandle = plugin.memory_from_val(&inputs[0]).unwrap();
+    let text: &str = plugin.memory_get(handle)?;
+    let reversed: String = text.chars().rev().collect();
+    plugin
+        .vars_mut()
+        .insert("last".into(), reversed.clone().into_bytes());
+    assert_eq!(plugin.vars()["last"], reversed.as_bytes());
+    assert!(plugin.manifest().timeout_ms.is_none());
+    assert!(plugin.time_remaining().is_none());
+    assert!(plugin.get_error().is_none());
+    let (_, len) = plugin.set_error("temporary")?;
+    assert_eq!(len, 9);
+    assert_eq!(plugin.get_error(), Some("temporary"));
+    plugin.clear_error();
+    assert!(plugin.get_error().is_none());
+    let out = plugin.memory_new(reversed)?;
+    outputs[0] = plugin.memory_to_val(out);
+    Ok(())
+}
+
+#[test]
+fn current_plugin_helpers() {
+    let f = Function::new(
+        "transform",
+        [ValType::I64],
+        [ValType::I64],
+        UserData::default(),
+        by_hand,
+    )
+    .with_namespace("extism:host/user");
+    assert_eq!(f.namespace(), Some("extism:host/user"));
+    let mut plugin = Plugin::new(manifest(), [f], false).unwrap();
+    assert_eq!(plugin.call::<&str, String>("run", "abc").unwrap(), "cba");
+}
+
+typed_plugin!(Typed {
+    run(&str) -> String;
+});
+
+typed_plugin!(pub Missing {
+    nope(&str) -> String;
+});
+
+#[test]
+fn typed_plugin_wraps_exports() {
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let plugin = Plugin::new(manifest(), [f.clone()], false).unwrap();
+    let mut typed: Typed = plugin.try_into().unwrap();
+    assert_eq!(typed.run("x").unwrap(), "X");
+    let _plugin: Plugin = typed.into();
+    let plugin = Plugin::new(manifest(), [f], false).unwrap();
+    let err = Missing::try_from(plugin).err().unwrap();
+    assert_eq!(err.to_string(), "Invalid function: nope");
+}
+
+#[test]
+fn non_zero_return_code_without_error_returns_output() {
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let mut plugin = Plugin::new(manifest(), [f], false).unwrap();
+    let err = plugin.call::<&str, &str>("rc", "in").unwrap_err();
+    assert_eq!(err.to_string(), "Returned non-zero exit code: 7");
+    assert_eq!(
+        plugin
+            .call_get_error_code::<&str, &str>("rc", "in")
+            .unwrap(),
+        "in"
+    );
+    assert_eq!(
+        plugin
+            .call_with_host_context::<&str, String, _>("rc", "ctx", 5u8)
+            .unwrap(),
+        "ctx"
+    );
+}
+
+#[test]
+fn builder_is_clone_and_takes_a_wasmtime_config() {
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let builder = PluginBuilder::new(manifest())
+        .with_functions([f])
+        .with_wasmtime_config(wasmtime::Config::new());
+    let mut a = builder.clone().build().unwrap();
+    let mut b = builder.build().unwrap();
+    assert_eq!(a.call::<&str, &str>("run", "a").unwrap(), "A");
+    assert_eq!(b.call::<&str, &str>("run", "b").unwrap(), "B");
+}
