@@ -9,17 +9,20 @@ use anyhow::Result;
 
 use crate::{
     compiled::{self, CompileOptions, CompiledPlugin},
+    current_plugin::CurrentPlugin,
     engine::{CustomConfig, EngineKey, Profiler},
-    function::Function,
+    function::{Function, UserData, Val, ValType},
     manifest::{DownloadProgress, Manifest, Wasm},
     plugin::Plugin,
 };
 
-/// What a plugin is made from: wasm/wat bytes or manifest text, or a manifest.
+/// What a plugin is made from: wasm/wat bytes or manifest text, or a manifest (owned or
+/// borrowed).
 #[derive(Debug, Clone)]
 pub enum WasmInput<'a> {
     Data(Cow<'a, [u8]>),
-    Manifest(Cow<'a, Manifest>),
+    Manifest(Manifest),
+    ManifestRef(&'a Manifest),
 }
 
 impl<'a> From<&'a [u8]> for WasmInput<'a> {
@@ -54,19 +57,25 @@ impl<'a> From<&'a str> for WasmInput<'a> {
 
 impl From<Manifest> for WasmInput<'_> {
     fn from(m: Manifest) -> Self {
-        WasmInput::Manifest(Cow::Owned(m))
+        WasmInput::Manifest(m)
     }
 }
 
 impl<'a> From<&'a Manifest> for WasmInput<'a> {
     fn from(m: &'a Manifest) -> Self {
-        WasmInput::Manifest(Cow::Borrowed(m))
+        WasmInput::ManifestRef(m)
+    }
+}
+
+impl<'a> From<&'a mut Manifest> for WasmInput<'a> {
+    fn from(m: &'a mut Manifest) -> Self {
+        WasmInput::ManifestRef(m)
     }
 }
 
 impl From<Wasm> for WasmInput<'_> {
     fn from(w: Wasm) -> Self {
-        WasmInput::Manifest(Cow::Owned(Manifest::new([w])))
+        WasmInput::Manifest(Manifest::new([w]))
     }
 }
 
@@ -74,7 +83,8 @@ impl WasmInput<'_> {
     pub fn into_manifest(self) -> Result<Manifest> {
         match self {
             WasmInput::Data(bytes) => Manifest::from_bytes(&bytes),
-            WasmInput::Manifest(m) => Ok(m.into_owned()),
+            WasmInput::Manifest(m) => Ok(m),
+            WasmInput::ManifestRef(m) => Ok(m.clone()),
         }
     }
 }
@@ -89,6 +99,7 @@ pub struct PluginBuilder<'a> {
     progress: Option<DownloadProgress<'a>>,
     cache_dir: Option<PathBuf>,
     engine: EngineKey,
+    http_response_headers: bool,
 }
 
 impl<'a> PluginBuilder<'a> {
@@ -100,6 +111,7 @@ impl<'a> PluginBuilder<'a> {
             fuel: None,
             progress: None,
             cache_dir: None,
+            http_response_headers: false,
             engine: EngineKey {
                 profiler: Profiler(profiling_strategy_from_env()),
                 debug_info: std::env::var_os("EXTISM_DEBUG").is_some(),
@@ -114,8 +126,62 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
-    pub fn with_function(mut self, f: Function) -> Self {
-        self.functions.push(f);
+    /// Adds a host function in `extism:host/user` (the arguments of [`Function::new`]).
+    ///
+    /// ```
+    /// use extism::{PluginBuilder, UserData, PTR};
+    /// extism::host_fn!(echo(text: String) -> String { Ok(text) });
+    /// let builder = PluginBuilder::new(&b"(module)"[..])
+    ///     .with_function("echo", [PTR], [PTR], UserData::new(()), echo)
+    ///     .with_function_in_namespace("env", "echo", [PTR], [PTR], UserData::new(()), echo);
+    /// let _plugin = builder.build()?;
+    /// # Ok::<(), extism::Error>(())
+    /// ```
+    pub fn with_function<T, F>(
+        mut self,
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(&mut CurrentPlugin, &[Val], &mut [Val], UserData<T>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+        T: Send + 'static,
+    {
+        self.functions
+            .push(Function::new(name, params, results, user_data, f));
+        self
+    }
+
+    /// Adds a host function in the import module `namespace`.
+    pub fn with_function_in_namespace<T, F>(
+        mut self,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Self
+    where
+        F: Fn(&mut CurrentPlugin, &[Val], &mut [Val], UserData<T>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+        T: Send + 'static,
+    {
+        self.functions
+            .push(Function::new(name, params, results, user_data, f).with_namespace(namespace));
+        self
+    }
+
+    /// Lets the guest read HTTP response headers (`http_headers`); off by default.
+    pub fn with_http_response_headers(mut self, allow: bool) -> Self {
+        self.http_response_headers = allow;
         self
     }
 
@@ -191,6 +257,7 @@ impl<'a> PluginBuilder<'a> {
             fuel: self.fuel,
             progress: self.progress,
             cache_dir: self.cache_dir,
+            http_response_headers: self.http_response_headers,
             engine: EngineKey {
                 fuel: self.fuel.is_some(),
                 ..self.engine

@@ -92,6 +92,8 @@ impl InterruptState {
 #[derive(Debug, Clone)]
 pub struct CancelHandle {
     pub(crate) state: Arc<InterruptState>,
+    /// The id of the plugin it cancels.
+    pub id: uuid::Uuid,
 }
 
 impl CancelHandle {

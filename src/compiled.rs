@@ -54,6 +54,8 @@ pub(crate) struct Compiled {
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
     pub fuel: Option<u64>,
+    /// Plugins start with HTTP response headers visible to the guest.
+    pub http_response_headers: bool,
 }
 
 impl Compiled {
@@ -88,6 +90,7 @@ pub(crate) struct CompileOptions<'a> {
     pub fuel: Option<u64>,
     pub progress: Option<DownloadProgress<'a>>,
     pub cache_dir: Option<PathBuf>,
+    pub http_response_headers: bool,
     pub engine: EngineKey,
 }
 
@@ -220,6 +223,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             permissions,
             wasi: opts.wasi,
             fuel: opts.fuel,
+            http_response_headers: opts.http_response_headers,
         }),
     })
 }

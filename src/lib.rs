@@ -36,6 +36,7 @@ mod macros;
 pub mod manifest;
 mod plugin;
 mod plugin_state;
+mod pool;
 pub mod sdk;
 mod timer;
 pub mod wasi;
@@ -54,7 +55,13 @@ pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
 pub use limits::OutOfMemory;
 pub use manifest::{Manifest, MemoryOptions, Wasm, WasmMetadata};
 pub use plugin::{GuestError, Plugin};
+pub use pool::{Pool, PoolBuilder, PoolPlugin};
 pub use uuid::Uuid;
+
+/// The import module of the kernel and the runtime's host functions.
+pub const EXTISM_ENV_MODULE: &str = kernel::ENV_MODULE;
+/// The import module of user host functions unless they set another.
+pub const EXTISM_USER_MODULE: &str = USER_NAMESPACE;
 
 /// This library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -55,6 +55,8 @@ enum Export {
 
 /// A loaded plugin, ready to call.
 pub struct Plugin {
+    /// The plugin's id (a random UUID v4, fixed for its life), as upstream's public field.
+    pub id: uuid::Uuid,
     compiled: Arc<Compiled>,
     store: Store<PluginState>,
     /// `None` until the main module is instantiated when the kernel is linked into it.
@@ -69,6 +71,8 @@ pub struct Plugin {
     /// Set after a call of `_start`: the next call starts from a fresh store.
     rebuild: bool,
     output: (u64, u64),
+    /// What the latest call's export used of the fuel limit.
+    fuel_consumed: Option<u64>,
     cancel: CancelHandle,
     /// Last: dropped after the store (heap_trim.rs).
     _live: crate::heap_trim::Live,
@@ -106,10 +110,11 @@ impl Plugin {
     pub fn new_from_compiled(compiled: &CompiledPlugin) -> Result<Plugin> {
         let compiled = compiled.inner.clone();
         let interrupt = InterruptState::new(compiled.runtime.engine.clone());
+        let id = uuid::Uuid::new_v4();
         let carried = Carried {
-            id: uuid::Uuid::new_v4(),
+            id,
             config: compiled.manifest.config.clone(),
-            headers_enabled: false,
+            headers_enabled: compiled.http_response_headers,
         };
         let Setup {
             store,
@@ -118,6 +123,7 @@ impl Plugin {
             main_imports,
         } = setup(&compiled, carried, interrupt.clone())?;
         Ok(Plugin {
+            id,
             compiled,
             store,
             kernel,
@@ -127,7 +133,11 @@ impl Plugin {
             exports: HashMap::new(),
             rebuild: false,
             output: (0, 0),
-            cancel: CancelHandle { state: interrupt },
+            fuel_consumed: None,
+            cancel: CancelHandle {
+                state: interrupt,
+                id,
+            },
             _live: crate::heap_trim::Live::new(),
         })
     }
@@ -135,6 +145,16 @@ impl Plugin {
     /// The plugin's id (a random UUID v4, fixed for its life).
     pub fn id(&self) -> uuid::Uuid {
         self.store.data().id
+    }
+
+    /// True when the plugin was created with WASI.
+    pub fn has_wasi(&self) -> bool {
+        self.compiled.wasi
+    }
+
+    /// Fuel the latest call's export used (`None` without a fuel limit or before a call).
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        self.fuel_consumed
     }
 
     /// A handle that cancels this plugin's running call from any thread.
@@ -314,6 +334,9 @@ impl Plugin {
         };
         self.cancel.state.end();
         drop(deadline);
+        if let Some(limit) = self.compiled.fuel {
+            self.fuel_consumed = Some(limit.saturating_sub(self.store.get_fuel().unwrap_or(0)));
+        }
         self.conclude(result)
     }
 

@@ -194,3 +194,84 @@ fn builder_is_clone_and_takes_a_wasmtime_config() {
     assert_eq!(a.call::<&str, &str>("run", "a").unwrap(), "A");
     assert_eq!(b.call::<&str, &str>("run", "b").unwrap(), "B");
 }
+
+#[test]
+fn pool_from_many_threads() {
+    use std::time::Duration;
+    let pool = extism::PoolBuilder::new().with_max_instances(3).build(|| {
+        PluginBuilder::new(manifest())
+            .with_function("transform", [PTR], [PTR], UserData::new(()), shout)
+            .build()
+    });
+    let ids = std::sync::Mutex::new(std::collections::HashSet::new());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (pool, ids) = (&pool, &ids);
+            s.spawn(move || {
+                for i in 0..20 {
+                    let mut plugin: extism::PoolPlugin =
+                        pool.get(Duration::from_secs(30)).unwrap().unwrap();
+                    ids.lock().unwrap().insert(plugin.id());
+                    let out: String = plugin.call("run", format!("t{t}-{i}")).unwrap();
+                    assert_eq!(out, format!("T{t}-{i}"));
+                }
+            });
+        }
+    });
+    assert!(pool.count() <= 3);
+    assert!(ids.lock().unwrap().len() <= 3);
+    assert!(pool.function_exists("run", Duration::from_secs(1)).unwrap());
+    assert!(!pool
+        .function_exists("nope", Duration::from_secs(1))
+        .unwrap());
+    let out = pool
+        .with_plugin(Duration::from_secs(1), |p| {
+            p.call::<&str, String>("run", "w")
+        })
+        .unwrap();
+    assert_eq!(out.as_deref(), Some("W"));
+
+    // All instances checked out: `get` times out with `None`.
+    let held: Vec<_> = (0..3)
+        .map(|_| pool.get(Duration::from_secs(1)).unwrap().unwrap())
+        .collect();
+    assert!(pool.get(Duration::from_millis(10)).unwrap().is_none());
+    drop(held);
+    assert!(pool.get(Duration::from_millis(10)).unwrap().is_some());
+}
+
+#[test]
+fn pool_reports_creation_errors_and_recovers_the_slot() {
+    use std::time::Duration;
+    let pool = extism::Pool::new_from_builder(
+        || Plugin::new(&b"not wasm"[..], [], false),
+        extism::PoolBuilder::new().with_max_instances(1),
+    );
+    assert!(pool.get(Duration::from_millis(10)).is_err());
+    assert_eq!(pool.count(), 0);
+}
+
+#[test]
+fn plugin_items() {
+    let mut m = manifest();
+    let mut plugin = PluginBuilder::new(&mut m)
+        .with_function_in_namespace(
+            extism::EXTISM_USER_MODULE,
+            "transform",
+            [PTR],
+            [PTR],
+            UserData::new(()),
+            shout,
+        )
+        .with_wasi(true)
+        .with_fuel_limit(1_000_000)
+        .with_http_response_headers(true)
+        .build()
+        .unwrap();
+    assert!(plugin.has_wasi());
+    assert_eq!(plugin.cancel_handle().id, plugin.id);
+    assert_eq!(plugin.id(), plugin.id);
+    assert_eq!(plugin.call::<&str, &str>("run", "f").unwrap(), "F");
+    assert!(plugin.fuel_consumed().unwrap() > 0);
+    assert_eq!(extism::EXTISM_ENV_MODULE, "extism:host/env");
+}
