@@ -53,7 +53,7 @@ pub use current_plugin::CurrentPlugin;
 pub use extism_convert as convert;
 pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
 pub use limits::OutOfMemory;
-pub use manifest::{Manifest, MemoryOptions, Wasm, WasmMetadata};
+pub use manifest::{HttpRequest, Manifest, MemoryOptions, Wasm, WasmMetadata};
 pub use plugin::{GuestError, Plugin};
 pub use pool::{Pool, PoolBuilder, PoolPlugin};
 pub use uuid::Uuid;

@@ -98,13 +98,22 @@ impl Wasm {
     }
 
     pub fn url(url: impl Into<String>) -> Wasm {
-        let req = HttpRequest {
-            url: url.into(),
-            headers: BTreeMap::new(),
-            method: None,
-        };
+        Wasm::http(HttpRequest::new(url))
+    }
+
+    /// A module fetched with `req` (a URL, or an [`HttpRequest`] with method and headers).
+    ///
+    /// ```
+    /// use extism::{manifest::HttpRequest, Wasm};
+    /// let req = HttpRequest::new("https://example.com/plugin.wasm")
+    ///     .with_method("GET")
+    ///     .with_header("Authorization", "Bearer token");
+    /// let wasm = Wasm::http(req).with_name("main");
+    /// assert_eq!(wasm.meta().name.as_deref(), Some("main"));
+    /// ```
+    pub fn http(req: impl Into<HttpRequest>) -> Wasm {
         Wasm::Url {
-            req,
+            req: req.into(),
             meta: WasmMetadata::default(),
         }
     }
@@ -132,12 +141,127 @@ impl Wasm {
     }
 }
 
+impl From<HttpRequest> for Wasm {
+    fn from(req: HttpRequest) -> Wasm {
+        Wasm::http(req)
+    }
+}
+
+impl From<PathBuf> for Wasm {
+    fn from(path: PathBuf) -> Wasm {
+        Wasm::file(path)
+    }
+}
+
+impl From<Vec<u8>> for Wasm {
+    fn from(data: Vec<u8>) -> Wasm {
+        Wasm::data(data)
+    }
+}
+
+impl HttpRequest {
+    /// A `GET` (the default method) of `url` without headers.
+    pub fn new(url: impl Into<String>) -> HttpRequest {
+        HttpRequest {
+            url: url.into(),
+            headers: BTreeMap::new(),
+            method: None,
+        }
+    }
+
+    pub fn with_method(mut self, method: impl Into<String>) -> HttpRequest {
+        self.method = Some(method.into());
+        self
+    }
+
+    /// Adds a header (a second value for the same name replaces the first).
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> HttpRequest {
+        self.headers.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl MemoryOptions {
+    /// Every limit at its default.
+    ///
+    /// ```
+    /// use extism::{Manifest, MemoryOptions};
+    /// let memory = MemoryOptions::new()
+    ///     .with_max_pages(4)
+    ///     .with_max_var_bytes(1024)
+    ///     .with_max_http_response_bytes(4096);
+    /// let manifest = Manifest::default().with_memory_options(memory);
+    /// assert_eq!(manifest.memory.max_pages, Some(4));
+    /// assert_eq!(manifest.max_var_bytes(), 1024);
+    /// ```
+    pub fn new() -> MemoryOptions {
+        MemoryOptions::default()
+    }
+
+    /// The most wasm pages (64 KiB each) a module's memory may grow to.
+    pub fn with_max_pages(mut self, pages: u32) -> MemoryOptions {
+        self.max_pages = Some(pages);
+        self
+    }
+
+    pub fn with_max_http_response_bytes(mut self, bytes: u64) -> MemoryOptions {
+        self.max_http_response_bytes = Some(bytes);
+        self
+    }
+
+    pub fn with_max_var_bytes(mut self, bytes: u64) -> MemoryOptions {
+        self.max_var_bytes = Some(bytes);
+        self
+    }
+}
+
 impl Manifest {
     pub fn new(wasm: impl IntoIterator<Item = impl Into<Wasm>>) -> Manifest {
         Manifest {
             wasm: wasm.into_iter().map(Into::into).collect(),
             ..Manifest::default()
         }
+    }
+
+    /// Adds a module after those already there.
+    ///
+    /// ```
+    /// use extism::{Manifest, Wasm};
+    /// let manifest = Manifest::default()
+    ///     .with_wasm(Wasm::data(b"(module)".to_vec()).with_name("lib"))
+    ///     .with_wasm(std::path::PathBuf::from("main.wasm"))
+    ///     .disallow_all_hosts()
+    ///     .with_allowed_paths([("data".to_string(), "/data".into())].into_iter());
+    /// assert_eq!(manifest.wasm.len(), 2);
+    /// assert_eq!(manifest.allowed_hosts, Some(vec![]));
+    /// ```
+    pub fn with_wasm(mut self, wasm: impl Into<Wasm>) -> Self {
+        self.wasm.push(wasm.into());
+        self
+    }
+
+    /// Refuses HTTP requests to every host (an empty `allowed_hosts`).
+    pub fn disallow_all_hosts(mut self) -> Self {
+        self.allowed_hosts = Some(Vec::new());
+        self
+    }
+
+    /// Replaces every memory limit.
+    pub fn with_memory_options(mut self, memory: MemoryOptions) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// Replaces `allowed_hosts`.
+    pub fn with_allowed_hosts(mut self, hosts: impl Iterator<Item = String>) -> Self {
+        self.allowed_hosts = Some(hosts.collect());
+        self
+    }
+
+    /// Replaces `allowed_paths` (host path, prefix `ro:` for read-only, to guest path).
+    pub fn with_allowed_paths(mut self, paths: impl Iterator<Item = (String, PathBuf)>) -> Self {
+        self.allowed_paths = Some(paths.collect());
+        self
     }
 
     pub fn with_config_key(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {

@@ -55,7 +55,7 @@ fn manifest() -> Manifest {
 #[test]
 fn host_fn_without_user_data() {
     let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
-    let mut plugin = Plugin::new(&manifest(), [f], false).unwrap();
+    let mut plugin = Plugin::new(manifest(), [f], false).unwrap();
     let out: String = plugin.call("run", "hello").unwrap();
     assert_eq!(out, "HELLO");
 }
@@ -274,4 +274,26 @@ fn plugin_items() {
     assert_eq!(plugin.call::<&str, &str>("run", "f").unwrap(), "F");
     assert!(plugin.fuel_consumed().unwrap() > 0);
     assert_eq!(extism::EXTISM_ENV_MODULE, "extism:host/env");
+}
+
+#[test]
+fn manifest_builders() {
+    let m = Manifest::default()
+        .with_wasm(WAT.as_bytes().to_vec())
+        .disallow_all_hosts()
+        .with_allowed_hosts(["example.com".to_string()].into_iter())
+        .with_allowed_paths([("ro:.".to_string(), std::path::PathBuf::from("/x"))].into_iter())
+        .with_memory_max(4)
+        .with_config_key("k", "v");
+    assert_eq!(m.allowed_hosts, Some(vec!["example.com".to_string()]));
+    assert_eq!(m.memory.max_pages, Some(4));
+    assert_eq!(
+        Manifest::default().disallow_all_hosts().allowed_hosts,
+        Some(vec![])
+    );
+    let file: Wasm = std::path::PathBuf::from("plugin.wasm").into();
+    assert!(matches!(file, Wasm::File { .. }));
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let mut plugin = Plugin::new(&m, [f], true).unwrap();
+    assert_eq!(plugin.call::<&str, String>("run", "ok").unwrap(), "OK");
 }
