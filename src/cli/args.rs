@@ -377,7 +377,11 @@ fn parse_link(s: &str) -> Result<(String, String), String> {
         Some((name, path)) => (name.to_string(), path),
         None => {
             let stem = std::path::Path::new(s).file_stem();
-            (stem.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), s)
+            (
+                stem.map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                s,
+            )
         }
     };
     if name.is_empty() || path.is_empty() {
@@ -451,7 +455,10 @@ mod tests {
     fn link_forms() {
         let l = |s| parse_link(s);
         assert_eq!(l("lib=a/b.wasm"), Ok(("lib".into(), "a/b.wasm".into())));
-        assert_eq!(l("a/libfoo.wasm"), Ok(("libfoo".into(), "a/libfoo.wasm".into())));
+        assert_eq!(
+            l("a/libfoo.wasm"),
+            Ok(("libfoo".into(), "a/libfoo.wasm".into()))
+        );
         assert_eq!(
             l("https://x.test/m/dep.wasm"),
             Ok(("dep".into(), "https://x.test/m/dep.wasm".into()))
