@@ -161,8 +161,10 @@ void extism_current_plugin_memory_free(ExtismCurrentPlugin *plugin, ExtismMemory
 * - `func`: the function to call
 * - `user_data`: a pointer that will be passed to the function when it's called
 * this value should live as long as the function exists
-* - `free_user_data`: a callback to release the `user_data` value when the resulting
-* `ExtismFunction` is freed.
+* - `free_user_data`: a callback to release the `user_data` value, called once, when the
+* definition is destroyed: by `extism_function_free` if the function was never given to a
+* constructor; otherwise when its owner goes (see "Host functions given to a constructor"
+* at `extism_plugin_new`).
 *
 * Returns a new `ExtismFunction` or `null` if the `name` argument is invalid.
 */
@@ -175,7 +177,9 @@ ExtismFunctionType func,
 void *user_data,
 void (*free_user_data)(void *_));
 /**
-* Free `ExtismFunction`
+* Free `ExtismFunction`. A function never given to a constructor is destroyed (its
+* `free_user_data` runs). After a constructor took it (whether the constructor succeeded or
+* failed), this only releases the emptied wrapper. NULL is a no-op.
 */
 void extism_function_free(ExtismFunction *f);
 /**
@@ -190,6 +194,16 @@ void extism_function_set_namespace(ExtismFunction *ptr, const char *namespace_);
 * `functions`: an array of `ExtismFunction*`
 * `n_functions`: the number of functions provided
 * `with_wasi`: enables/disables WASI
+*
+* Host functions given to a constructor (this one, `extism_plugin_new_with_fuel_limit`,
+* `extism_compiled_plugin_new` and its fuel variant) are consumed by it, as upstream: their
+* definitions move out of the `ExtismFunction` objects, also when the constructor fails. On
+* success they belong to the plugin (or compiled plugin and every plugin made from it) and
+* `free_user_data` runs when the last of those is freed; on failure `free_user_data` runs
+* before the constructor returns. Either way the emptied objects cannot be given to another
+* constructor, and `extism_function_free` on them only releases the wrapper. A NULL entry
+* fails with "Cannot pass null pointer", an entry already consumed with "Function cannot be
+* registered with multiple different Plugins"; the entries before it are consumed too.
 */
 ExtismPlugin *extism_plugin_new(const uint8_t *wasm,
 ExtismSize wasm_size,
@@ -205,7 +219,7 @@ char **errmsg);
 * Returns a new plugin owned by the caller (free it with `extism_plugin_free`), or NULL with
 * `*errmsg` set to "Unable to compile Extism plugin: ..." or "Unable to create Extism plugin:
 * ..." (free the message with `extism_plugin_new_error_free`). Host functions in `functions`
-* are attached to the plugin only on success.
+* are consumed, also on failure (see `extism_plugin_new`).
 */
 ExtismPlugin *extism_plugin_new_with_fuel_limit(const uint8_t *wasm,
 ExtismSize wasm_size,
@@ -218,9 +232,10 @@ char **errmsg);
 * Compile a plugin without instantiating it.
 *
 * `wasm`: a WASM module (wasm or wat) or a JSON/TOML manifest, `wasm_size` bytes long; only read
-* during the call. `functions`: NULL or an array of `n_functions` host functions, each of which
-* can be attached once (on success they belong to the compiled plugin and to every plugin made
-* from it; `free_user_data` runs when the last of those is freed). `with_wasi`: enables WASI
+* during the call. `functions`: NULL or an array of `n_functions` host functions, consumed as
+* described at `extism_plugin_new` (on success they belong to the compiled plugin and to every
+* plugin made from it; `free_user_data` runs when the last of those is freed; on failure it
+* runs before this returns). `with_wasi`: enables WASI
 * preview 1.
 *
 * Returns a compiled plugin owned by the caller (free it with `extism_compiled_plugin_free`), or
@@ -332,6 +347,13 @@ const uint8_t *extism_plugin_output_data(ExtismPlugin *plugin);
 * The log level can be either one of: info, error, trace, debug, warn or a more
 * complex filter like `extism=trace,cranelift=debug`
 * The file will be created if it doesn't exist.
+*
+* What is logged: the guest's log lines (target `extism::pdk`) and the runtime's own events
+* under targets `extism::*`: at trace/debug, loading a manifest or module and its format,
+* compiling or finding a module in the cache, instantiating, each call starting and finishing
+* (function, return code, duration, `plugin` id); at error, every failed call:
+* `call to NAME returned with error message: MESSAGE` (the guest's error) or
+* `call to NAME encountered an error: ...` (trap, timeout, host error).
 */
 bool extism_log_file(const char *filename, const char *log_level);
 /**
@@ -349,7 +371,9 @@ void extism_log_drain(ExtismLogDrainFunctionType handler);
 */
 bool extism_plugin_reset(ExtismPlugin *plugin);
 /**
-* Get the Extism version string
+* Get the Extism version string: the upstream Extism release whose C API and guest ABI this
+* library implements, with this library's version as semver build metadata, e.g.
+* `1.41.0+extism-run.0.1.0` (version comparisons ignore the metadata). Static; never freed.
 */
 const char *extism_version(void);
 #ifdef __cplusplus

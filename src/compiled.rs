@@ -151,6 +151,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         }
     }
     let resolved = opts.manifest.resolve(opts.progress)?;
+    for m in &resolved {
+        tracing::trace!("module {}: {} bytes", m.name, m.bytes.len());
+    }
     // Other modules may import kernel functions too, and are set up before main: they share
     // one separate kernel instance.
     let link_kernel = resolved.len() == 1;
@@ -207,6 +210,13 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         _ => None,
     };
 
+    tracing::debug!(
+        modules = modules.len(),
+        host_functions = opts.functions.len(),
+        wasi = opts.wasi,
+        fuel = ?opts.fuel,
+        "plugin compiled"
+    );
     let manifest = opts.manifest;
     let permissions = Arc::new(Permissions {
         max_var_bytes: manifest.max_var_bytes(),

@@ -17,6 +17,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, OnceLock, Weak,
     },
+    time::Instant,
 };
 
 use anyhow::{Context, Result};
@@ -281,8 +282,14 @@ impl Runtime {
     pub fn compile(&self, bytes: &[u8], link_kernel: bool) -> Result<Arc<CachedModule>> {
         let key = cache_key(bytes, link_kernel);
         if let Some(found) = self.lookup(&key) {
+            tracing::debug!(
+                key = %crate::manifest::hex(&key[..8]),
+                "module of {} bytes found in the engine's cache",
+                bytes.len()
+            );
             return Ok(found);
         }
+        let started = Instant::now();
         let binary = if !bytes.starts_with(b"\0asm")
             && std::str::from_utf8(bytes).is_ok_and(crate::manifest::is_wat)
         {
@@ -304,7 +311,15 @@ impl Runtime {
         if let Some(e) = link_error {
             tracing::warn!("the kernel could not be linked into the module: {e}");
         }
-        Ok(self.insert(CachedModule::new(module, key)))
+        let cached = CachedModule::new(module, key);
+        tracing::debug!(
+            key = %crate::manifest::hex(&key[..8]),
+            kernel_linked = cached.kernel.is_some(),
+            elapsed = ?started.elapsed(),
+            "compiled a module of {} bytes",
+            bytes.len()
+        );
+        Ok(self.insert(cached))
     }
 
     /// Compiles a module without the kernel linked in. Only linked modules may export the

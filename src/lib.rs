@@ -18,6 +18,14 @@
 // Lets the `ToBytes`/`FromBytes` derives (which name `::extism::convert`) work in this crate.
 extern crate self as extism;
 
+/// The upstream Extism release whose guest ABI and C API this library implements (one
+/// literal, used by `concat!` below and in the C API's version string).
+macro_rules! upstream_version {
+    () => {
+        "1.41.0"
+    };
+}
+
 mod builder;
 mod cancel;
 mod compiled;
@@ -65,3 +73,24 @@ pub const EXTISM_USER_MODULE: &str = USER_NAMESPACE;
 
 /// This library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The upstream Extism release whose guest ABI, C API and Rust API this library is compatible
+/// with.
+pub const UPSTREAM_VERSION: &str = upstream_version!();
+
+/// The version [`extism_version`] and the C `extism_version()` report, NUL-terminated for C:
+/// upstream's release (so hosts that compare it see the API level they get), with this
+/// library's version as semver build metadata, which comparisons ignore:
+/// `1.41.0+extism-run.0.1.0`.
+pub(crate) const EXTISM_VERSION_C: &str = concat!(
+    upstream_version!(),
+    "+extism-run.",
+    env!("CARGO_PKG_VERSION"),
+    "\0"
+);
+
+/// The Extism version string, as upstream's `extism::extism_version()`: see
+/// [`UPSTREAM_VERSION`] and [`VERSION`] for its parts.
+pub fn extism_version() -> &'static str {
+    EXTISM_VERSION_C.trim_end_matches('\0')
+}

@@ -331,8 +331,14 @@ impl Manifest {
     /// text module, or a TOML/JSON manifest.
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
         match detect(bytes) {
-            Input::Module => Ok(Manifest::new([Wasm::data(bytes)])),
-            Input::Text(text) => Manifest::from_text(text),
+            Input::Module => {
+                tracing::trace!("loading {} bytes as a wasm module", bytes.len());
+                Ok(Manifest::new([Wasm::data(bytes)]))
+            }
+            Input::Text(text) => {
+                tracing::trace!("loading {} bytes as a manifest", bytes.len());
+                Manifest::from_text(text)
+            }
         }
     }
 
@@ -341,13 +347,20 @@ impl Manifest {
         let looks_like_json = text.trim_start().starts_with('{');
         let toml = toml::from_str::<Manifest>(text);
         if let (false, Ok(m)) = (looks_like_json, &toml) {
+            tracing::debug!("manifest format: TOML");
             return Ok(m.clone());
         }
         match serde_json::from_str::<Manifest>(text) {
-            Ok(m) => Ok(m),
+            Ok(m) => {
+                tracing::debug!("manifest format: JSON");
+                Ok(m)
+            }
             Err(json) if looks_like_json => bail!("Unknown manifest format: {json}"),
             Err(_) => match toml {
-                Ok(m) => Ok(m),
+                Ok(m) => {
+                    tracing::debug!("manifest format: TOML");
+                    Ok(m)
+                }
                 Err(e) => bail!("Unknown manifest format: {}", e.message()),
             },
         }

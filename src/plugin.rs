@@ -122,6 +122,7 @@ impl Plugin {
             instances,
             main_imports,
         } = setup(&compiled, carried, interrupt.clone())?;
+        tracing::trace!(plugin = %store.data().id, "plugin instance created");
         Ok(Plugin {
             id,
             compiled,
@@ -293,6 +294,9 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<i32, (anyhow::Error, i32)> {
+        // The clock is read only when someone records the call (no cost otherwise).
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
+        tracing::debug!(plugin = %self.id(), input_bytes = input.len(), "call to {name} started");
         self.output = (0, 0);
         let result = self.run(name, input, host_context);
         self.store.data_mut().host_context = None;
@@ -301,7 +305,40 @@ impl Plugin {
         if name == "_start" {
             self.rebuild = true;
         }
+        self.log_outcome(name, &result, started);
         result
+    }
+
+    /// The call's outcome on `tracing`: finished at debug, failures at error with upstream's
+    /// wording (`call to NAME returned with error message: ...` for the guest's `error_set`,
+    /// `call to NAME encountered an error: ...` for everything else).
+    fn log_outcome(
+        &self,
+        name: &str,
+        result: &Result<i32, (anyhow::Error, i32)>,
+        started: Option<Instant>,
+    ) {
+        let elapsed = started.map(|s| s.elapsed());
+        match result {
+            Ok(0) => tracing::debug!(
+                plugin = %self.id(), rc = 0, elapsed = ?elapsed.unwrap_or_default(),
+                "call to {name} finished"
+            ),
+            Ok(rc) => tracing::error!(
+                plugin = %self.id(), rc, elapsed = ?elapsed.unwrap_or_default(),
+                "call to {name} returned non-zero exit code: {rc}"
+            ),
+            Err((e, rc)) => match e.downcast_ref::<GuestError>() {
+                Some(message) => tracing::error!(
+                    plugin = %self.id(), rc, elapsed = ?elapsed.unwrap_or_default(),
+                    "call to {name} returned with error message: {message}"
+                ),
+                None => tracing::error!(
+                    plugin = %self.id(), rc, elapsed = ?elapsed.unwrap_or_default(),
+                    "call to {name} encountered an error: {e:#}"
+                ),
+            },
+        }
     }
 
     fn run(
@@ -314,9 +351,11 @@ impl Plugin {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         if self.rebuild {
+            tracing::debug!(plugin = %self.id(), "starting from a fresh store after _start");
             self.rebuild_store().map_err(step_error)?;
         }
         if self.main.is_none() {
+            tracing::debug!(plugin = %self.id(), "instantiating the main module");
             self.instantiate_main()
                 .map_err(|e| step_error(init_error(e)))?;
         }

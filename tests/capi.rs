@@ -77,7 +77,7 @@ fn compile_c_test(exe: &Path, cflags: &[&str], link: &[&str]) {
         ])
         .arg(format!(
             "-DEXPECTED_VERSION=\"{}\"",
-            env!("CARGO_PKG_VERSION")
+            extism::extism_version()
         ))
         .args(cflags)
         .arg(root("tests/c/capi_test.c"))
@@ -121,9 +121,10 @@ fn run_c_test(exe: &Path, env: &[(&str, &Path)], mode: &[&str]) -> u32 {
 fn run_all_modes(exe: &Path, env: &[(&str, &Path)], dir: &Path) -> u32 {
     let log = dir.join("extism.log");
     let log = log.to_str().expect("UTF-8 path");
-    let modes: [&[&str]; 6] = [
+    let modes: [&[&str]; 7] = [
         &["main"],
         &["log-filter"],
+        &["log-trace"],
         &["log-bad-filter"],
         &["log-off"],
         &["log-null"],
@@ -320,7 +321,7 @@ fn python_sdk() {
         .arg("-q")
         .env("EXTISM_LIB", &lib)
         .env("EXTISM_PY_VENV", &venv)
-        .env("EXTISM_EXPECTED_VERSION", env!("CARGO_PKG_VERSION")));
+        .env("EXTISM_EXPECTED_VERSION", extism::extism_version()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     println!("Python SDK: {last}");

@@ -33,10 +33,20 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "EXTISM_ENABLE_WASI_OUTPUT",
-        "let WASI plugins write to stdout and stderr",
+        "let WASI plugins write to stdout and stderr (call --wasi sets it itself unless \
+         --no-wasi-output)",
     ),
     ("NO_COLOR", "no colours on stderr"),
 ];
+
+/// `--version`: this tool's version and the upstream release it is compatible with.
+static VERSION_TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (extism {} compatible)",
+        extism::VERSION,
+        extism::UPSTREAM_VERSION
+    )
+});
 
 fn table(title: &str, rows: &[(&str, &str)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -64,7 +74,7 @@ fn main_after_help() -> String {
 /// Plugin output goes to stdout unchanged; progress, logs and errors go to stderr. Compiled
 /// modules are cached on disk, so the second run of a plugin starts fast.
 #[derive(Debug, Parser)]
-#[command(name = "extism-run", version, after_help = main_after_help(), max_term_width = 100)]
+#[command(name = "extism-run", version = VERSION_TEXT.as_str(), after_help = main_after_help(), max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -118,9 +128,9 @@ pub struct SourceArgs {
     #[arg(short, long)]
     pub manifest: bool,
 
-    /// Add the module at PATH (a file or URL) under NAME, for imports from module NAME
-    /// (repeatable)
-    #[arg(long, value_name = "NAME=PATH", value_parser = parse_link)]
+    /// Add the module at PATH (a file or URL) under NAME, for imports from module NAME; PATH
+    /// alone uses its file name without extension as NAME (repeatable)
+    #[arg(long, value_name = "[NAME=]PATH", value_parser = parse_link)]
     pub link: Vec<(String, String)>,
 }
 
@@ -146,12 +156,12 @@ pub struct ManifestArgs {
     #[arg(long, value_name = "PAGES")]
     pub memory_max: Option<u32>,
 
-    /// Limit HTTP response bodies to BYTES
-    #[arg(long, value_name = "BYTES")]
+    /// Limit HTTP response bodies to BYTES (-1: no limit)
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_byte_limit)]
     pub http_response_max: Option<u64>,
 
-    /// Limit the plugin's vars to BYTES in total (0 disables vars)
-    #[arg(long, value_name = "BYTES")]
+    /// Limit the plugin's vars to BYTES in total (0 disables vars; -1: no limit)
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_byte_limit)]
     pub var_max: Option<u64>,
 
     /// Set a config value the plugin reads; KEY alone sets it to "" (repeatable)
@@ -216,7 +226,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Calling")]
 pub struct CallOptions {
-    /// Enable WASI preview 1
+    /// Enable WASI preview 1 (with `call`, the plugin's WASI stdout and stderr reach this
+    /// process's stdout and stderr; see --no-wasi-output)
     #[arg(long)]
     pub wasi: bool,
 
@@ -249,9 +260,16 @@ pub struct CallArgs {
     #[command(flatten)]
     pub run: RunArgs,
 
-    /// Print the plugin's log messages at LEVEL and above on stderr
+    /// Print the plugin's log messages at LEVEL and above on stderr [default: error, none
+    /// with -q]
     #[arg(long, value_name = "LEVEL", help_heading = "Calling")]
     pub log_level: Option<Level>,
+
+    /// Discard the plugin's WASI stdout and stderr. Without it, --wasi lets them through: the
+    /// guest's stdout goes to stdout as the plugin writes it, before that call's output
+    /// (output_set), and its stderr to stderr
+    #[arg(long, help_heading = "Calling")]
+    pub no_wasi_output: bool,
 }
 
 #[derive(Debug, Args)]
@@ -353,13 +371,32 @@ pub enum LogFormat {
     Json,
 }
 
+/// `NAME=PATH`, or `PATH` named after its file stem (as upstream).
 fn parse_link(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
-            Ok((name.to_string(), path.to_string()))
+    let (name, path) = match s.split_once('=') {
+        Some((name, path)) => (name.to_string(), path),
+        None => {
+            let stem = std::path::Path::new(s).file_stem();
+            (
+                stem.map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                s,
+            )
         }
-        _ => Err("expected NAME=PATH".to_string()),
+    };
+    if name.is_empty() || path.is_empty() {
+        return Err("expected NAME=PATH, or a PATH with a file name".to_string());
     }
+    Ok((name, path.to_string()))
+}
+
+/// A byte count, or -1 for no limit (upstream's default value, which scripts pass).
+fn parse_byte_limit(s: &str) -> Result<u64, String> {
+    if s.trim() == "-1" {
+        return Ok(u64::MAX);
+    }
+    s.parse()
+        .map_err(|e| format!("expected a number of bytes or -1 (no limit): {e}"))
 }
 
 /// `[ro:]HOST::GUEST`, `[ro:]HOST:GUEST` (split at the first `::`, else the first `:`), or
@@ -412,6 +449,30 @@ mod tests {
         assert_eq!(p("ro:/a"), Ok(("ro:/a".into(), "/a".into())));
         assert!(p(":/b").is_err());
         assert!(p("ro:").is_err());
+    }
+
+    #[test]
+    fn link_forms() {
+        let l = |s| parse_link(s);
+        assert_eq!(l("lib=a/b.wasm"), Ok(("lib".into(), "a/b.wasm".into())));
+        assert_eq!(
+            l("a/libfoo.wasm"),
+            Ok(("libfoo".into(), "a/libfoo.wasm".into()))
+        );
+        assert_eq!(
+            l("https://x.test/m/dep.wasm"),
+            Ok(("dep".into(), "https://x.test/m/dep.wasm".into()))
+        );
+        assert!(l("=a.wasm").is_err());
+        assert!(l("lib=").is_err());
+    }
+
+    #[test]
+    fn byte_limits() {
+        assert_eq!(parse_byte_limit("-1"), Ok(u64::MAX));
+        assert_eq!(parse_byte_limit("0"), Ok(0));
+        assert_eq!(parse_byte_limit("4096"), Ok(4096));
+        assert!(parse_byte_limit("-2").is_err());
     }
 
     #[test]

@@ -26,12 +26,15 @@ use super::{
 };
 
 const GUEST: &str = "extism::pdk";
+/// The target of the library's events about each call (started, finished, failed).
+const CALLS: &str = "extism::plugin";
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the process's log routes: runtime warnings on stderr (debug events too with -v,
 /// nothing with -q), the plugin's lines at `guest_on_stderr` on stderr, and, for the `log`
-/// subcommand, everything at a level on stdout in a format.
+/// subcommand, everything at a level on stdout in a format (the library's call events
+/// included: `call to NAME finished`, `call to NAME encountered an error: ...`).
 pub fn install(ui: &Ui, guest_on_stderr: Option<Level>, stdout: Option<(Level, LogFormat)>) {
     let runtime = if ui.verbose {
         LevelFilter::DEBUG
@@ -41,6 +44,13 @@ pub fn install(ui: &Ui, guest_on_stderr: Option<Level>, stdout: Option<(Level, L
         LevelFilter::WARN
     };
     let guest = guest_on_stderr.map_or(LevelFilter::OFF, |l| tracing::Level::from(l).into());
+    // A failed call is reported once, by the command (failure.rs); the library's own events
+    // about calls show with -v only.
+    let calls = if ui.verbose {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::OFF
+    };
     let stderr = Lines {
         stdout: false,
         format: LogFormat::Text,
@@ -49,6 +59,7 @@ pub fn install(ui: &Ui, guest_on_stderr: Option<Level>, stdout: Option<(Level, L
     .with_filter(
         Targets::new()
             .with_target("extism", runtime)
+            .with_target(CALLS, calls)
             .with_target("extism_run", runtime)
             .with_target(GUEST, guest),
     );

@@ -45,8 +45,15 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_exit(e),
     };
     let ui = Ui::new(cli.verbose, cli.quiet);
+    if let Command::Call(args) = &cli.command {
+        wasi_output(args);
+    }
     match &cli.command {
-        Command::Call(args) => logs::install(&ui, args.log_level, None),
+        Command::Call(args) => {
+            // The plugin's error lines show by default, as upstream's CLI (log level error).
+            let guest = args.log_level.or((!ui.quiet).then_some(args::Level::Error));
+            logs::install(&ui, guest, None)
+        }
         Command::Log(args) => logs::install(&ui, None, Some((args.level, args.format))),
         _ => logs::install(&ui, None, None),
     }
@@ -65,4 +72,17 @@ pub fn main() -> ExitCode {
 fn clap_exit(e: clap::Error) -> ExitCode {
     let _ = e.print();
     ExitCode::from(e.exit_code() as u8)
+}
+
+/// `call --wasi` lets the plugin's WASI stdout and stderr through, as upstream's CLI does (it
+/// sets `EXTISM_ENABLE_WASI_OUTPUT` for itself); `--no-wasi-output` discards them even when the
+/// variable is set outside. Done before any thread exists, so nothing reads the environment
+/// concurrently.
+fn wasi_output(args: &args::CallArgs) {
+    const VAR: &str = "EXTISM_ENABLE_WASI_OUTPUT";
+    if args.no_wasi_output {
+        std::env::remove_var(VAR);
+    } else if args.run.call.wasi {
+        std::env::set_var(VAR, "1");
+    }
 }

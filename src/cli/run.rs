@@ -122,7 +122,6 @@ fn call_repeatedly(
         if interrupt::interrupted() || logs::stdout_closed() {
             break;
         }
-        tracing::debug!("calling {function} ({} bytes of input)", input.len());
         let start = Instant::now();
         let call = plugin.call::<&[u8], &[u8]>(function, input);
         let took = start.elapsed();
@@ -190,7 +189,8 @@ struct Limits {
 }
 
 /// A timeout and a Ctrl-C both stop wasm as `Interrupted` (and both read "timeout" through the
-/// API, as upstream); only the command line knows which one the user saw.
+/// API, as upstream); only the command line knows which one the user saw. A timeout's message
+/// starts with the word `timeout`, which scripts written for upstream's CLI look for.
 fn call_failure(function: &str, error: anyhow::Error, limits: &Limits) -> Failure {
     let function = function.to_string();
     let interrupted = error.chain().find_map(|c| c.downcast_ref::<Interrupted>());
@@ -204,9 +204,9 @@ fn call_failure(function: &str, error: anyhow::Error, limits: &Limits) -> Failur
                 ..
             },
         ) => {
-            anyhow!("timed out after {ms} ms")
+            anyhow!("timeout: timed out after {ms} ms")
         }
-        (Some(Interrupted::Timeout), _) => anyhow!("timed out"),
+        (Some(Interrupted::Timeout), _) => anyhow!("timeout: timed out"),
         (
             None,
             Limits {

@@ -14,36 +14,35 @@ pub struct ExtismCompiledPlugin {
 /// Prefix of every compile-stage error.
 pub(crate) const COMPILE_ERROR: &str = "Unable to compile Extism plugin: ";
 
-/// Compiles the C constructor arguments. The host functions are attached only when the
-/// caller commits the returned [`function::Attached`] (once its constructor has succeeded), so
-/// a failed constructor leaves the caller's `ExtismFunction`s usable. The error is the final
+/// Compiles the C constructor arguments. The host functions are taken out of their
+/// `ExtismFunction`s first, as upstream does, so they are consumed whatever happens next: a
+/// constructor that fails drops them (running `free_user_data`). The error is the final
 /// `errmsg` text.
 ///
 /// # Safety
 /// The pointers are NULL or valid as the header describes.
-pub(crate) unsafe fn compile<'a>(
+pub(crate) unsafe fn compile(
     wasm: *const u8,
     wasm_size: ExtismSize,
     functions: *const *const function::ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     fuel_limit: Option<u64>,
-) -> Result<(CompiledPlugin, function::Attached<'a>), String> {
+) -> Result<CompiledPlugin, String> {
+    let functions = function::take_all(functions, n_functions)?;
     if wasm.is_null() {
         return Err(format!("{COMPILE_ERROR}wasm is a null pointer"));
     }
     let wasm = c_slice(wasm, wasm_size, "wasm").map_err(|e| format!("{COMPILE_ERROR}{e}"))?;
-    let attached = function::attach(functions, n_functions)?;
     let mut builder = PluginBuilder::new(wasm)
         .with_wasi(with_wasi)
-        .with_functions(attached.functions.iter().cloned());
+        .with_functions(functions);
     if let Some(fuel) = fuel_limit {
         builder = builder.with_fuel_limit(fuel);
     }
-    let compiled = builder
+    builder
         .compile()
-        .map_err(|e| format!("{COMPILE_ERROR}{}", cause(&e)))?;
-    Ok((compiled, attached))
+        .map_err(|e| format!("{COMPILE_ERROR}{}", cause(&e)))
 }
 
 /// The text of a constructor error: the whole chain of causes, outermost first, so that
@@ -85,16 +84,13 @@ unsafe fn new_compiled(
             unsafe { set_errmsg(errmsg, e) };
             std::ptr::null_mut()
         },
-        |(compiled, attached)| {
-            attached.commit();
-            Box::into_raw(Box::new(ExtismCompiledPlugin { compiled }))
-        },
+        |compiled| Box::into_raw(Box::new(ExtismCompiledPlugin { compiled })),
     )
 }
 
 /// Compiles a plugin (manifest, wasm or WAT) without instantiating it. Returns NULL and sets
 /// `*errmsg` on failure. The caller owns the result (`extism_compiled_plugin_free`); the
-/// attached functions now belong to it.
+/// functions passed now belong to it (or, on failure, were freed).
 #[no_mangle]
 pub unsafe extern "C" fn extism_compiled_plugin_new(
     wasm: *const u8,

@@ -3,8 +3,9 @@
 //! Owns the C view of values (`ExtismVal`, type codes), the bridge from a wasm call to the C
 //! callback, the release of `user_data` and the attach-once rule. A definition is a core
 //! [`Function`] whose closure owns the C callback and its `user_data`; `free_user_data` runs
-//! when that closure is dropped, i.e. when the last owner (the unattached `ExtismFunction`,
-//! or the compiled plugin and plugins that use it) goes away.
+//! when that closure is dropped, i.e. when the last owner goes away: the `ExtismFunction`
+//! never given to a constructor, the constructor that failed, or the compiled plugin and the
+//! plugins that use it.
 
 use std::{
     ffi::{c_char, c_int, c_void},
@@ -174,10 +175,11 @@ impl Callback {
     }
 }
 
-/// `ExtismFunction`: a host function definition until it is attached to a plugin, an empty
+/// `ExtismFunction`: a host function definition until it is given to a constructor, an empty
 /// wrapper afterwards.
 pub struct ExtismFunction {
-    /// `None` once attached: the definition then belongs to the (compiled) plugin.
+    /// `None` once given to a constructor: the definition then belongs to the (compiled)
+    /// plugin, or is gone if the constructor failed.
     def: Mutex<Option<Function>>,
 }
 
@@ -187,58 +189,35 @@ impl ExtismFunction {
     }
 }
 
-/// Host functions taken from a constructor's `functions` array. The array's objects keep
-/// their definitions until [`Attached::commit`], so a constructor that fails leaves them as
-/// they were (usable again, `user_data` not released).
-pub(crate) struct Attached<'a> {
-    sources: Vec<&'a ExtismFunction>,
-    pub functions: Vec<Function>,
-}
-
-impl Attached<'_> {
-    /// Marks every source as attached: from now on the plugin owns the definitions.
-    pub fn commit(self) {
-        for source in self.sources {
-            source.def().take();
-        }
-    }
-}
-
-/// Reads a constructor's `functions` array (NULL means none), enforcing the attach-once rule
-/// with upstream's messages.
+/// Takes the definitions out of a constructor's `functions` array (NULL means none), as
+/// upstream does: from here on they belong to the constructor, which either hands them to the
+/// (compiled) plugin or drops them when it fails, so their `free_user_data` runs then. A NULL
+/// entry or one already taken (also earlier in the same array) fails with upstream's
+/// messages; the entries taken before it are consumed all the same.
 ///
 /// # Safety
 /// `functions` is NULL or points to `n` pointers, each NULL or a live `ExtismFunction`.
-pub(crate) unsafe fn attach<'a>(
+pub(crate) unsafe fn take_all(
     functions: *const *const ExtismFunction,
     n: ExtismSize,
-) -> Result<Attached<'a>, String> {
-    let mut attached = Attached {
-        sources: Vec::new(),
-        functions: Vec::new(),
-    };
+) -> Result<Vec<Function>, String> {
     if functions.is_null() {
-        return Ok(attached);
+        return Ok(Vec::new());
     }
     let ptrs = c_slice(functions, n, "functions")?;
+    let mut taken = Vec::with_capacity(ptrs.len());
     for &ptr in ptrs {
         let Some(source) = ptr.as_ref() else {
             return Err("Cannot pass null pointer".into());
         };
-        // The same object twice in one array is attaching it twice.
-        let repeated = attached.sources.iter().any(|s| std::ptr::eq(*s, source));
-        let def = source.def().clone();
-        match def {
-            Some(def) if !repeated => {
-                attached.sources.push(source);
-                attached.functions.push(def);
-            }
-            _ => {
+        match source.def().take() {
+            Some(def) => taken.push(def),
+            None => {
                 return Err("Function cannot be registered with multiple different Plugins".into())
             }
         }
     }
-    Ok(attached)
+    Ok(taken)
 }
 
 /// The body of `extism_function_new`.
@@ -323,8 +302,8 @@ pub unsafe extern "C" fn extism_function_new(
     )
 }
 
-/// Sets the import module name of a function not yet attached; no-op on NULL arguments or
-/// after attaching. Invalid UTF-8 is replaced.
+/// Sets the import module name of a function not yet given to a constructor; no-op on NULL
+/// arguments or afterwards. Invalid UTF-8 is replaced.
 #[no_mangle]
 pub unsafe extern "C" fn extism_function_set_namespace(
     ptr: *mut ExtismFunction,
@@ -345,8 +324,10 @@ pub unsafe extern "C" fn extism_function_set_namespace(
     )
 }
 
-/// Frees the wrapper. An unattached definition goes with it (calling `free_user_data`); an
-/// attached one lives on in its plugins. NULL is a no-op.
+/// Frees the wrapper. A definition never given to a constructor goes with it (calling
+/// `free_user_data`); one given to a constructor was consumed by it (it lives on in its
+/// plugins, or was freed when the constructor failed), so this only releases the wrapper.
+/// NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn extism_function_free(f: *mut ExtismFunction) {
     guard(

@@ -182,8 +182,8 @@ fn construct(
     })
 }
 
-/// The two `extism_plugin_new*` constructors. Host functions are attached once the plugin
-/// exists.
+/// The two `extism_plugin_new*` constructors. The host functions are consumed, also when
+/// creation fails (they are then freed).
 ///
 /// # Safety
 /// The pointers are NULL or valid as the header describes.
@@ -198,7 +198,7 @@ unsafe fn new_plugin(
 ) -> *mut ExtismPlugin {
     construct(errmsg, || {
         // SAFETY: the header's contract for the arguments.
-        let (compiled, attached) = unsafe {
+        let compiled = unsafe {
             compiled::compile(
                 wasm,
                 wasm_size,
@@ -215,14 +215,12 @@ unsafe fn new_plugin(
         } else {
             compiled::COMPILE_ERROR
         };
-        let plugin = instantiate(compiled, prefix)?;
-        attached.commit();
-        Ok(plugin)
+        instantiate(compiled, prefix)
     })
 }
 
-/// Creates a plugin from a manifest, wasm or WAT, with host functions (attached on success;
-/// see `spec/c-api.md` §4) and WASI on or off. NULL with `*errmsg` set on failure. The caller
+/// Creates a plugin from a manifest, wasm or WAT, with host functions (consumed, also on
+/// failure; see `spec/c-api.md` §4) and WASI on or off. NULL with `*errmsg` set on failure. The caller
 /// owns the plugin (`extism_plugin_free`).
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_new(

@@ -2,11 +2,10 @@
 
 use std::ffi::c_char;
 
-/// The crate version as a static C string (the same text as [`crate::VERSION`]).
-static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
-
-/// Returns the library version (plain semver). Static: never NULL, never freed.
+/// Returns [`crate::extism_version`]: the Extism version this library is compatible with, and
+/// its own version as semver build metadata (`1.41.0+extism-run.0.1.0`). Static: never NULL,
+/// never freed.
 #[no_mangle]
 pub extern "C" fn extism_version() -> *const c_char {
-    VERSION.as_ptr().cast()
+    crate::EXTISM_VERSION_C.as_ptr().cast()
 }

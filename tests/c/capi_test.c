@@ -5,6 +5,7 @@
  *   main              every function, its error paths and NULL arguments; logging through
  *                     extism_log_custom("info")
  *   log-filter        extism_log_custom with a filter directive list
+ *   log-trace         extism_log_custom("trace"): the runtime's own events
  *   log-bad-filter    extism_log_custom with nothing parseable: falls back to errors only
  *   log-off           extism_log_custom("off")
  *   log-null          extism_log_custom(NULL): the default level, error
@@ -165,6 +166,9 @@ static void test_version(void) {
   CHECK_STR(v, EXPECTED_VERSION);
   CHECK(v == extism_version());
   CHECK(strcmp(v, "0.0.0") != 0);
+  /* the upstream release it is compatible with, then this library's version */
+  CHECK(strncmp(v, "1.", 2) == 0);
+  CHECK_CONTAINS(v, "+extism-run.");
 }
 
 /* ---------------------------------------------------------------- constructors */
@@ -570,33 +574,78 @@ static void test_attach_rules(void) {
   CHECK(p != NULL);
   extism_plugin_free(p);
 
-  /* a NULL entry */
-  const ExtismFunction *with_null[] = {reflect, NULL};
+  /* a NULL entry is refused; the entries before it are consumed all the same (as upstream):
+   * their user data is released, and freeing the emptied wrapper is a no-op */
+  Counter c0 = {0};
+  ExtismFunction *first = reflect_fn(&c0);
+  const ExtismFunction *with_null[] = {first, NULL};
   CHECK(extism_plugin_new(hf.data, hf.len, with_null, 2, false, &err) == NULL);
   CHECK_STR(err, "Cannot pass null pointer");
   extism_plugin_new_error_free(err);
   err = NULL;
+  CHECK(c0.freed == 1);
+  extism_function_free(first);
+  CHECK(c0.freed == 1);
 
   /* the same object twice */
-  const ExtismFunction *twice[] = {reflect, reflect};
+  Counter c1 = {0};
+  ExtismFunction *dup = reflect_fn(&c1);
+  const ExtismFunction *twice[] = {dup, dup};
   CHECK(extism_compiled_plugin_new(hf.data, hf.len, twice, 2, false, &err) == NULL);
   CHECK_STR(err, "Function cannot be registered with multiple different Plugins");
   extism_plugin_new_error_free(err);
   err = NULL;
+  CHECK(c1.freed == 1);
+  extism_function_free(dup);
+  CHECK(c1.freed == 1);
 
-  /* a failed constructor leaves the functions as they were */
+  /* a failed constructor consumes the functions, as upstream: free_user_data runs once, and
+   * they cannot be given to another constructor */
   const ExtismFunction *fns[] = {reflect, ctx};
   const uint8_t junk[] = "junk";
   CHECK(extism_plugin_new(junk, 4, fns, 2, false, &err) == NULL);
   CHECK(errmsg_starts_with(err, COMPILE, NULL));
   err = NULL;
-  CHECK(c.freed == 0);
+  CHECK(c.freed == 1);
+  CHECK(extism_plugin_new(hf.data, hf.len, fns, 2, false, &err) == NULL);
+  CHECK_STR(err, "Function cannot be registered with multiple different Plugins");
+  extism_plugin_new_error_free(err);
+  err = NULL;
+  /* namespace changes on an emptied function are ignored */
+  extism_function_set_namespace(reflect, "elsewhere");
+  extism_function_free(reflect);
+  extism_function_free(ctx);
+  CHECK(c.freed == 1);
+
+  /* the same for the fuel-limited and the compiled constructors */
+  Counter c2 = {0};
+  ExtismFunction *fuelled = reflect_fn(&c2);
+  const ExtismFunction *one[] = {fuelled};
+  CHECK(extism_plugin_new_with_fuel_limit(NULL, 0, one, 1, false, 1000, &err) == NULL);
+  extism_plugin_new_error_free(err);
+  err = NULL;
+  CHECK(c2.freed == 1);
+  extism_function_free(fuelled);
+  Counter c3 = {0};
+  ExtismFunction *precompiled = reflect_fn(&c3);
+  one[0] = precompiled;
+  CHECK(extism_compiled_plugin_new(junk, 4, one, 1, false, &err) == NULL);
+  extism_plugin_new_error_free(err);
+  err = NULL;
+  CHECK(c3.freed == 1);
+  extism_function_free(precompiled);
+  CHECK(c3.freed == 1);
+
+  /* attached once: a second plugin is refused, and the refusal frees nothing */
+  Counter c4 = {0};
+  reflect = reflect_fn(&c4);
+  ctx = context_fn();
+  fns[0] = reflect;
+  fns[1] = ctx;
   p = extism_plugin_new(hf.data, hf.len, fns, 2, false, &err);
   CHECK(p != NULL);
   CHECK(call(p, "roundtrip", "again") == 0);
   CHECK_STR(output(p), "AGAIN");
-
-  /* attached once: a second plugin is refused */
   CHECK(extism_plugin_new(hf.data, hf.len, fns, 2, false, &err) == NULL);
   CHECK_STR(err, "Function cannot be registered with multiple different Plugins");
   extism_plugin_new_error_free(err);
@@ -605,13 +654,13 @@ static void test_attach_rules(void) {
   CHECK_STR(err, "Function cannot be registered with multiple different Plugins");
   extism_plugin_new_error_free(err);
   err = NULL;
-  /* namespace changes after attaching are ignored */
-  extism_function_set_namespace(reflect, "elsewhere");
+  CHECK(c4.freed == 0);
+  CHECK(call(p, "roundtrip", "still") == 0);
   extism_plugin_free(p);
-  CHECK(c.freed == 1);
+  CHECK(c4.freed == 1);
   extism_function_free(reflect);
   extism_function_free(ctx);
-  CHECK(c.freed == 1);
+  CHECK(c4.freed == 1);
 
   /* a missing host function is an import error */
   CHECK(extism_plugin_new(hf.data, hf.len, NULL, 0, false, &err) == NULL);
@@ -720,6 +769,10 @@ static void test_value_types_and_namespaces(void) {
   Wasm w = {(uint8_t *)NAMESPACE_WAT, strlen(NAMESPACE_WAT)};
   CHECK(extism_plugin_new(w.data, w.len, dfns, 1, false, &err) == NULL);
   CHECK(errmsg_starts_with(err, COMPILE, "my:ns"));
+  /* the failed constructor consumed dbl (as upstream): a new definition, in the namespace */
+  extism_function_free(dbl);
+  dbl = extism_function_new("double", i64, 1, i64, 1, double_fn, NULL, NULL);
+  dfns[0] = dbl;
   extism_function_set_namespace(dbl, "my:ns");
   p = new_wat(NAMESPACE_WAT, dfns, 1);
   CHECK(call(p, "run", "") == 0);
@@ -1123,17 +1176,18 @@ static void test_misuse(void) {
   CHECK(extism_compiled_plugin_new(junk, 8, NULL, 0, false, NULL) == NULL);
   CHECK(extism_compiled_plugin_new_with_fuel_limit(NULL, 8, NULL, 0, false, 1, NULL) == NULL);
   CHECK(extism_plugin_new_from_compiled(NULL, NULL) == NULL);
-  /* NULL wasm with a function array: refused, the functions stay usable */
+  /* NULL wasm with a function array: refused, the functions consumed (as upstream) */
   Counter cnt = {0};
   ExtismFunction *f = reflect_fn(&cnt);
   const ExtismFunction *fns[] = {f};
   CHECK(extism_plugin_new(NULL, 100, fns, 1, false, &err) == NULL);
   CHECK(errmsg_starts_with(err, COMPILE, NULL));
   err = NULL;
+  CHECK(cnt.freed == 1);
   CHECK(extism_compiled_plugin_new(NULL, 0, fns, 1, false, &err) == NULL);
-  CHECK(errmsg_starts_with(err, COMPILE, NULL));
+  CHECK_STR(err, "Function cannot be registered with multiple different Plugins");
+  extism_plugin_new_error_free(err);
   err = NULL;
-  CHECK(cnt.freed == 0);
   extism_function_free(f);
   CHECK(cnt.freed == 1);
 
@@ -1340,8 +1394,8 @@ static void test_user_data_owners(void) {
   extism_function_free(ctx);
   CHECK(c2.freed == 1);
 
-  /* a plugin whose creation failed after compiling (WASI plugin without WASI) keeps nothing:
-   * the functions stay unattached and are freed with their wrappers */
+  /* a plugin whose creation failed after compiling (WASI plugin without WASI) consumed the
+   * functions, as upstream: their user data is released then, the wrapper frees nothing more */
   Counter c3 = {0};
   f = reflect_fn(&c3);
   fns[0] = f;
@@ -1349,7 +1403,7 @@ static void test_user_data_owners(void) {
   CHECK(extism_plugin_new(wasi.data, wasi.len, fns, 1, false, &err) == NULL);
   extism_plugin_new_error_free(err);
   err = NULL;
-  CHECK(c3.freed == 0);
+  CHECK(c3.freed == 1);
   extism_function_free(f);
   CHECK(c3.freed == 1);
   free(wasi.data);
@@ -1381,12 +1435,51 @@ static int run_main(void) {
   return 0;
 }
 
+/* A plugin whose guest fails a call with error_set("this call failed"). */
+static void fail_once(void) {
+  Wasm w = pdk("faults");
+  ExtismPlugin *p = new_plugin(w, NULL, 0, false);
+  CHECK(call(p, "fail", "") == -1);
+  extism_plugin_free(p);
+  free(w.data);
+}
+
 static void run_log_filter(void) {
   CHECK(extism_log_custom("extism=trace,cranelift=off"));
   log_all();
   drain();
   check_levels("11111");
   CHECK(drained_bad == 0);
+  /* the runtime's own events: each call starting and finishing */
+  CHECK_CONTAINS(drained, "call to log_all started");
+  CHECK_CONTAINS(drained, "call to log_all finished");
+}
+
+/* extism_log_custom("trace"): the runtime's own events reach the drain, also from a failed
+ * constructor, and a failed call is an error line naming the function */
+static void run_log_trace(void) {
+  CHECK(extism_log_custom("trace"));
+  char *err = NULL;
+  CHECK(extism_plugin_new((const uint8_t *)"", 0, NULL, 0, false, &err) == NULL);
+  extism_plugin_new_error_free(err);
+  drain();
+  CHECK(drained_lines > 0);
+  CHECK(drained_bad == 0);
+  CHECK_CONTAINS(drained, "TRACE extism::manifest: loading 0 bytes as a manifest");
+
+  const char *id = log_all();
+  drain();
+  char field[64];
+  snprintf(field, sizeof field, "plugin=%s", id);
+  CHECK_CONTAINS(drained, "DEBUG extism::plugin: call to log_all started");
+  CHECK_CONTAINS(drained, "DEBUG extism::plugin: call to log_all finished");
+  CHECK_CONTAINS(drained, field);
+  check_levels("11111");
+
+  fail_once();
+  drain();
+  CHECK_CONTAINS(drained,
+                 "ERROR extism::plugin: call to fail returned with error message: this call failed");
 }
 
 static void run_log_bad_filter(void) {
@@ -1418,6 +1511,7 @@ static void run_log_file(const char *path) {
   CHECK(extism_log_file(path, "warn"));
   CHECK(!extism_log_custom("warn"));
   log_all();
+  fail_once();
   FILE *f = fopen(path, "rb");
   CHECK(f != NULL);
   if (!f)
@@ -1426,6 +1520,9 @@ static void run_log_file(const char *path) {
   drained[drained_len] = 0;
   fclose(f);
   check_levels("00011");
+  /* a failed call is an error line, with upstream's wording */
+  CHECK_CONTAINS(drained, "call to fail returned with error message: this call failed");
+  CHECK(!contains(drained, "call to log_all"));
   CHECK(!contains(drained, "\x1b["));
   CHECK(drained_len > 0 && drained[drained_len - 1] == '\n');
 }
@@ -1441,6 +1538,8 @@ int main(int argc, char **argv) {
     run_main();
   else if (strcmp(mode, "log-filter") == 0)
     run_log_filter();
+  else if (strcmp(mode, "log-trace") == 0)
+    run_log_trace();
   else if (strcmp(mode, "log-bad-filter") == 0)
     run_log_bad_filter();
   else if (strcmp(mode, "log-off") == 0)
