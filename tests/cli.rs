@@ -328,7 +328,7 @@ fn timeout_is_reported_as_a_timeout() {
         .args(["call", &wasm("faults"), "loop_forever", "--timeout", "100"])
         .assert()
         .code(1)
-        .stderr("error: loop_forever: timed out after 100 ms\n");
+        .stderr("error: loop_forever: timeout: timed out after 100 ms\n");
 }
 
 #[test]
@@ -391,10 +391,22 @@ fn wasi_plugins_need_wasi() {
         .code(2)
         .stderr(predicate::str::contains("imports WASI").and(predicate::str::contains("--wasi")));
     env.cmd()
-        .args(["call", &wasm("wasi_stdout"), "hello", "--wasi"])
+        .args([
+            "call",
+            &wasm("wasi_stdout"),
+            "hello",
+            "--wasi",
+            "--no-wasi-output",
+        ])
         .assert()
         .success()
         .stdout("done");
+    // As upstream's CLI: --wasi lets the plugin's WASI output through by default.
+    env.cmd()
+        .args(["call", &wasm("wasi_stdout"), "hello", "--wasi"])
+        .assert()
+        .success()
+        .stdout("hello from wasi\ndone");
     env.cmd()
         .env("EXTISM_ENABLE_WASI_OUTPUT", "1")
         .args(["call", &wasm("wasi_stdout"), "hello", "--wasi"])
@@ -929,7 +941,7 @@ fn ctrl_c_cancels_an_infinite_loop_and_exits_130() {
     let mut cmd = env.process();
     cmd.args(["-v", "call", &wasm("faults"), "loop_forever"]);
     let (mut child, rx) = spawn_watching_stderr(cmd);
-    wait_for_line(&rx, "calling loop_forever");
+    wait_for_line(&rx, "call to loop_forever started");
     interrupt(&child);
     assert_eq!(
         exit_code_within(&mut child, Duration::from_secs(30)),
@@ -1168,7 +1180,7 @@ fn log_level_format_and_output() {
             && l["message"]
                 .as_str()
                 .unwrap()
-                .starts_with("calling log_all")),
+                .starts_with("call to log_all started")),
         "{lines:?}"
     );
     env.cmd()
