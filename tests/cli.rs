@@ -383,6 +383,24 @@ fn memory_max_and_var_max_limit_the_plugin() {
 }
 
 #[test]
+fn minus_one_means_no_limit_for_byte_limits() {
+    let env = Env::new();
+    env.cmd()
+        .args(["call", &wasm("count_vowels"), "count_vowels", "-i", "aei"])
+        .args(["--var-max", "-1", "--http-response-max", "-1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""count":3"#));
+    for flag in ["--var-max", "--http-response-max"] {
+        env.cmd()
+            .args(["call", &wasm("count_vowels"), "count_vowels", flag, "-2"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("expected a number of bytes or -1"));
+    }
+}
+
+#[test]
 fn wasi_plugins_need_wasi() {
     let env = Env::new();
     env.cmd()
@@ -618,6 +636,33 @@ fn link_supplies_another_module() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("lib::answer () -> i32"));
+}
+
+#[test]
+fn link_without_a_name_uses_the_file_stem() {
+    let env = Env::new();
+    let lib = env.write(
+        "lib.wat",
+        r#"(module (func (export "answer") (result i32) (i32.const 42)))"#,
+    );
+    let main = env.write(
+        "main.wat",
+        r#"(module
+  (import "lib" "answer" (func $answer (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (func (export "run") (result i32) (local $h i64)
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $h) (call $answer))
+    (call $output_set (local.get $h) (i64.const 1))
+    (i32.const 0)))"#,
+    );
+    env.cmd()
+        .args(["call", &main, "run", "--link", &lib])
+        .assert()
+        .success()
+        .stdout("*");
 }
 
 #[test]
@@ -1199,6 +1244,50 @@ fn call_log_level_prints_guest_lines_on_stderr() {
         .success()
         .stdout("ok")
         .stderr("WARN  guest: warn message\nERROR guest: error message\n");
+}
+
+#[test]
+fn call_prints_guest_error_lines_by_default_and_quiet_silences_them() {
+    let env = Env::new();
+    env.cmd()
+        .args(["call", &wasm("logging"), "log_all"])
+        .assert()
+        .success()
+        .stdout("ok")
+        .stderr("ERROR guest: error message\n");
+    env.cmd()
+        .args(["call", &wasm("logging"), "log_all", "-q"])
+        .assert()
+        .success()
+        .stdout("ok")
+        .stderr("");
+    // An explicit level is what was asked for: -q does not hide it.
+    env.cmd()
+        .args([
+            "call",
+            &wasm("logging"),
+            "log_all",
+            "-q",
+            "--log-level",
+            "error",
+        ])
+        .assert()
+        .success()
+        .stderr("ERROR guest: error message\n");
+}
+
+#[test]
+fn version_names_the_compatible_upstream_release() {
+    Env::new()
+        .cmd()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(format!(
+            "extism-run {} (extism {} compatible)\n",
+            env!("CARGO_PKG_VERSION"),
+            extism::UPSTREAM_VERSION
+        ));
 }
 
 #[test]

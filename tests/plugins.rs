@@ -264,35 +264,50 @@ fn wasi_plugin_runs_with_wasi_and_exit_codes_pass_through() {
     assert_eq!(out, "done");
 }
 
+/// A `tracing` writer that keeps every line in memory, and the lines it has kept so far.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// A subscriber writing plain lines (with targets) into this buffer, up to `level`.
+    fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        use tracing_subscriber::layer::SubscriberExt;
+        let sink = self.clone();
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(move || sink.clone())
+                    .with_ansi(false),
+            )
+            .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+    }
+}
+
 #[test]
 fn logging_reaches_tracing_with_level_filter() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
-    struct W(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for W {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let sink = lines.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(move || W(sink.clone()))
-                .with_ansi(false),
-        )
-        .with(tracing_subscriber::filter::LevelFilter::WARN);
+    let lines = Captured::default();
+    let subscriber = lines.subscriber(tracing::Level::WARN);
     let mut p = plugin("logging");
     let id = p.id().to_string();
     tracing::subscriber::with_default(subscriber, || {
         let out: String = p.call("log_all", "").unwrap();
         assert_eq!(out, "ok");
     });
-    let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+    let text = lines.text();
     assert!(
         text.contains("warn message") && text.contains("error message"),
         "{text}"
@@ -305,6 +320,50 @@ fn logging_reaches_tracing_with_level_filter() {
     // no subscriber: logging is off and the plugin still runs
     let out: String = p.call("log_all", "").unwrap();
     assert_eq!(out, "ok");
+}
+
+#[test]
+fn runtime_events_reach_a_rust_subscriber() {
+    let lines = Captured::default();
+    tracing::subscriber::with_default(lines.subscriber(tracing::Level::TRACE), || {
+        assert!(Plugin::new(Vec::<u8>::new(), [], false).is_err());
+        let mut p = plugin("faults");
+        let id = p.id().to_string();
+        p.call::<&str, &str>("config_get", "missing").unwrap();
+        p.call::<&str, &str>("fail", "").unwrap_err();
+        let text = lines.text();
+        for expected in [
+            "TRACE extism::manifest: loading 0 bytes as a manifest",
+            // compiled, or found compiled by an earlier test of this process
+            "DEBUG extism::engine: ",
+            "extism::compiled: plugin compiled",
+            "extism::plugin: plugin instance created",
+            "DEBUG extism::plugin: call to config_get started",
+            "DEBUG extism::plugin: call to config_get finished",
+            "ERROR extism::plugin: call to fail returned with error message: this call failed",
+            &id,
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+        }
+    });
+    // Only what the subscriber asks for is formatted: at ERROR the started/finished lines go.
+    let errors = Captured::default();
+    tracing::subscriber::with_default(errors.subscriber(tracing::Level::ERROR), || {
+        let mut p = plugin("faults");
+        p.call::<&str, &str>("config_get", "missing").unwrap();
+        p.call::<&str, &str>("fail", "").unwrap_err();
+    });
+    let text = errors.text();
+    assert!(
+        !text.contains("started") && !text.contains("finished"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("call to fail returned with error message")
+            .count(),
+        1,
+        "{text}"
+    );
 }
 
 #[test]
