@@ -104,7 +104,9 @@ where
     if install(filter, || Ok(Callback(func)), false) {
         Ok(())
     } else {
-        Err(anyhow::anyhow!("a global log subscriber is already installed"))
+        Err(anyhow::anyhow!(
+            "a global log subscriber is already installed"
+        ))
     }
 }
 

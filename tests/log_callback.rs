@@ -27,7 +27,9 @@ fn runtime_events_and_guest_logs_reach_the_callback() {
     assert!(extism::set_log_callback(|_: &str| (), "trace").is_err());
 
     let mut plugin = Plugin::new(Manifest::new([Wasm::data(WAT)]), [], false).unwrap();
-    plugin.call::<&str, &str>("say", "hello from the guest").unwrap();
+    plugin
+        .call::<&str, &str>("say", "hello from the guest")
+        .unwrap();
     assert!(plugin.call::<&str, &str>("boom", "").is_err());
 
     let lines = lines.lock().unwrap();
@@ -44,5 +46,8 @@ fn runtime_events_and_guest_logs_reach_the_callback() {
     assert!(failed.contains("ERROR"), "{failed}");
     find("call to say");
     // every line is one event
-    assert!(lines.iter().all(|l| l.matches('\n').count() == 1), "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.matches('\n').count() == 1),
+        "{lines:#?}"
+    );
 }

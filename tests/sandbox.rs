@@ -307,6 +307,7 @@ fn missing_paths_fail_creation_and_no_mount_means_no_files() {
     let mut p = fs_plugin(&[]).unwrap();
     assert!(call(&mut p, "read_file", "/etc/passwd").is_err());
     // without WASI, allowed_paths is ignored
-    let m = Manifest::new([Wasm::data(pdk("echo"))]).with_allowed_path("/no/such/dir".into(), "/data");
+    let m =
+        Manifest::new([Wasm::data(pdk("echo"))]).with_allowed_path("/no/such/dir".into(), "/data");
     Plugin::new(&m, [], false).unwrap();
 }

@@ -306,7 +306,10 @@ fn manifest_is_upstreams_type() {
     let memory = extism_manifest::MemoryOptions::new().with_max_var_bytes(64);
     let m = m.with_wasm(wasm).with_memory_options(memory);
     let req: extism::manifest::HttpRequest = extism_manifest::HttpRequest::new("http://x");
-    assert_eq!(Wasm::http(req).meta(), &extism_manifest::WasmMetadata::default());
+    assert_eq!(
+        Wasm::http(req).meta(),
+        &extism_manifest::WasmMetadata::default()
+    );
     let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
     let one = Manifest::new([m.wasm[0].clone()]).with_timeout(std::time::Duration::from_secs(5));
     let mut plugin = Plugin::new(one, [f], false).unwrap();

@@ -81,7 +81,9 @@ pub unsafe extern "C" fn extism_log_file(
                 return false;
             };
             match filename {
-                None | Some("stderr") | Some("-") => install(filter(level), || Ok(std::io::stderr), true),
+                None | Some("stderr") | Some("-") => {
+                    install(filter(level), || Ok(std::io::stderr), true)
+                }
                 Some("stdout") => install(filter(level), || Ok(std::io::stdout), true),
                 Some(path) => install(
                     filter(level),
