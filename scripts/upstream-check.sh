@@ -19,6 +19,6 @@ target="${UPSTREAM_CHECK_TARGET:-$default_target}"
 mode=(--no-run)
 [ "${1:-}" = "--run" ] && mode=()
 
-cargo +nightly test "${mode[@]}" \
+cargo +nightly test --locked "${mode[@]}" \
     --manifest-path "$root/scripts/upstream-check/Cargo.toml" --target-dir "$target"
 echo "upstream-check: the upstream API test files build against extism 1.41.0" >&2

@@ -30,7 +30,9 @@ fn environment_and_cache_configuration() {
     .unwrap();
     std::env::set_var("EXTISM_CACHE_CONFIG", path("cache.toml"));
     boom(PluginBuilder::new(manifest()));
-    assert!(std::fs::read(path("env.core")).unwrap().starts_with(b"\0asm"));
+    assert!(std::fs::read(path("env.core"))
+        .unwrap()
+        .starts_with(b"\0asm"));
     assert!(path("env.mem").exists());
     assert_eq!(std::fs::read_dir(path("cache")).unwrap().count(), 1);
 
@@ -82,7 +84,10 @@ fn environment_and_cache_configuration() {
     // `enabled = false` (older wasmtime versions' key) turns the cache off
     std::fs::write(
         path("off.toml"),
-        format!("[cache]\nenabled = false\ndirectory = \"{}\"\n", path("off").display()),
+        format!(
+            "[cache]\nenabled = false\ndirectory = \"{}\"\n",
+            path("off").display()
+        ),
     )
     .unwrap();
     boom(PluginBuilder::new(manifest()).with_cache_config(path("off.toml")));

@@ -270,7 +270,6 @@ fn plugin_items() {
         .unwrap();
     assert!(plugin.has_wasi());
     assert_eq!(plugin.cancel_handle().id, plugin.id);
-    assert_eq!(plugin.id(), plugin.id);
     assert_eq!(plugin.call::<&str, &str>("run", "f").unwrap(), "F");
     assert!(plugin.fuel_consumed().unwrap() > 0);
     assert_eq!(extism::EXTISM_ENV_MODULE, "extism:host/env");
@@ -305,7 +304,7 @@ fn manifest_is_upstreams_type() {
     let wasm: extism_manifest::Wasm = Wasm::data(WAT.as_bytes().to_vec());
     let memory = extism_manifest::MemoryOptions::new().with_max_var_bytes(64);
     let m = m.with_wasm(wasm).with_memory_options(memory);
-    let req: extism::manifest::HttpRequest = extism_manifest::HttpRequest::new("http://x");
+    let req = extism_manifest::HttpRequest::new("http://x");
     assert_eq!(
         Wasm::http(req).meta(),
         &extism_manifest::WasmMetadata::default()
