@@ -17,7 +17,7 @@ default_target="$root/target/upstream-check"
 target="${UPSTREAM_CHECK_TARGET:-$default_target}"
 
 mode=(--no-run)
-[ "${1:-}" = "--run" ] && mode=()
+[ "${1:-}" = "--run" ] && mode=(--no-fail-fast)
 
 cargo +nightly test --locked "${mode[@]}" \
     --manifest-path "$root/scripts/upstream-check/Cargo.toml" --target-dir "$target"
