@@ -11,7 +11,7 @@
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::{de::Error as _, Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
@@ -257,7 +257,7 @@ fn load(wasm: &Wasm, progress: Option<DownloadProgress<'_>>) -> Result<Vec<u8>> 
 #[cfg(feature = "register-filesystem")]
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
-        anyhow!(
+        anyhow::anyhow!(
             "Unable to load Wasm file {:?}: {}",
             path.display().to_string(),
             e
