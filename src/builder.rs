@@ -10,9 +10,11 @@ use anyhow::Result;
 use crate::{
     compiled::{self, CompileOptions, CompiledPlugin},
     current_plugin::CurrentPlugin,
+    debug::{DebugOptions, Dumps},
+    disk_cache::CacheSetting,
     engine::{CustomConfig, EngineKey, Profiler},
     function::{Function, UserData, Val, ValType},
-    manifest::{DownloadProgress, Manifest, Wasm},
+    manifest::{DownloadProgress, Manifest, ManifestExt, Wasm},
     plugin::Plugin,
 };
 
@@ -97,7 +99,8 @@ pub struct PluginBuilder<'a> {
     functions: Vec<Function>,
     fuel: Option<u64>,
     progress: Option<DownloadProgress<'a>>,
-    cache_dir: Option<PathBuf>,
+    cache: CacheSetting,
+    debug: DebugOptions,
     engine: EngineKey,
     http_response_headers: bool,
 }
@@ -110,13 +113,10 @@ impl<'a> PluginBuilder<'a> {
             functions: Vec::new(),
             fuel: None,
             progress: None,
-            cache_dir: None,
+            cache: CacheSetting::from_env(),
+            debug: DebugOptions::default(),
             http_response_headers: false,
-            engine: EngineKey {
-                profiler: Profiler(profiling_strategy_from_env()),
-                debug_info: std::env::var_os("EXTISM_DEBUG").is_some(),
-                ..EngineKey::default()
-            },
+            engine: EngineKey::default(),
         }
     }
 
@@ -203,15 +203,47 @@ impl<'a> PluginBuilder<'a> {
     }
 
     /// Keeps compiled modules in `dir` across processes (see `disk_cache.rs`), or not at all
-    /// with `None` (the default). The directory is created when first needed.
+    /// with `None`. The directory is created when first needed. By default the cache is off
+    /// unless `EXTISM_CACHE_CONFIG` names a cache configuration ([`Self::with_cache_config`]).
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
-        self.cache_dir = dir;
+        self.cache = match dir {
+            Some(dir) => CacheSetting::Dir(dir),
+            None => CacheSetting::Off,
+        };
         self
     }
 
-    /// Reports compiled code to a profiler (default: `EXTISM_PROFILE`, one of `perf`,
-    /// `jitdump`, `vtune`). Only `PerfMap` is built into this library; the others make
-    /// compiling fail with wasmtime's error.
+    /// Takes the compiled-module cache from a wasmtime cache configuration file (upstream's
+    /// `with_cache_config`; `EXTISM_CACHE_CONFIG` names one for every builder). Its `[cache]`
+    /// table's `directory` (absolute; default: the user's cache directory + `extism-run`)
+    /// holds this runtime's own cache files (`disk_cache.rs`); `enabled = false` turns the
+    /// cache off; wasmtime's other settings (sizes, cleanup, compression) are accepted and
+    /// not used. The file is read by [`Self::compile`]/[`Self::build`], which fail with an
+    /// error naming it when it cannot be read or has an unknown key.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let config = dir.path().join("cache.toml");
+    /// let cache = dir.path().join("modules");
+    /// std::fs::write(&config, format!("[cache]\ndirectory = {:?}\n", cache))?;
+    /// let wat = r#"(module (func (export "run")))"#;
+    /// extism::PluginBuilder::new(wat).with_cache_config(&config).build()?;
+    /// assert_eq!(std::fs::read_dir(&cache)?.count(), 1);
+    /// # Ok::<(), extism::Error>(())
+    /// ```
+    pub fn with_cache_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache = CacheSetting::Config(path.into());
+        self
+    }
+
+    /// No compiled-module cache on disk, whatever `EXTISM_CACHE_CONFIG` says.
+    pub fn with_cache_disabled(mut self) -> Self {
+        self.cache = CacheSetting::Off;
+        self
+    }
+
+    /// Reports compiled code to a profiler (default: `EXTISM_PROFILE`, see
+    /// [`DebugOptions::profiling_strategy`]).
     ///
     /// ```
     /// let builder = extism::PluginBuilder::new(&b"(module)"[..])
@@ -219,13 +251,32 @@ impl<'a> PluginBuilder<'a> {
     /// # let _ = builder;
     /// ```
     pub fn with_profiling_strategy(mut self, strategy: wasmtime::ProfilingStrategy) -> Self {
-        self.engine.profiler = Profiler(strategy);
+        self.debug.profiling_strategy = strategy;
         self
     }
 
     /// Compiles with DWARF debug info (default: set when `EXTISM_DEBUG` is).
     pub fn with_debug_info(mut self) -> Self {
-        self.engine.debug_info = true;
+        self.debug.debug_info = true;
+        self
+    }
+
+    /// Writes a wasm core dump to `path` when a call traps (default: `EXTISM_COREDUMP`).
+    pub fn with_coredump(mut self, path: impl Into<PathBuf>) -> Self {
+        self.debug.coredump = Some(path.into());
+        self
+    }
+
+    /// Writes the plugin's Extism memory to `path` when a call fails (default:
+    /// `EXTISM_MEMDUMP`).
+    pub fn with_memdump(mut self, path: impl Into<PathBuf>) -> Self {
+        self.debug.memdump = Some(path.into());
+        self
+    }
+
+    /// Replaces every debugging option at once (see [`DebugOptions`]).
+    pub fn with_debug_options(mut self, options: DebugOptions) -> Self {
+        self.debug = options;
         self
     }
 
@@ -256,12 +307,16 @@ impl<'a> PluginBuilder<'a> {
             wasi: self.wasi,
             fuel: self.fuel,
             progress: self.progress,
-            cache_dir: self.cache_dir,
+            cache_dir: self.cache.dir()?,
             http_response_headers: self.http_response_headers,
             engine: EngineKey {
                 fuel: self.fuel.is_some(),
+                profiler: Profiler(self.debug.profiling_strategy),
+                debug_info: self.debug.debug_info,
+                coredump: self.debug.coredump.is_some(),
                 ..self.engine
             },
+            dumps: Dumps::from(&self.debug),
         })
     }
 
@@ -271,19 +326,5 @@ impl<'a> PluginBuilder<'a> {
 
     pub fn build(self) -> Result<Plugin> {
         Plugin::new_from_compiled(&self.compile()?)
-    }
-}
-
-/// The profiler named by `EXTISM_PROFILE` (`perf`, `jitdump` or `vtune`), as upstream reads it.
-fn profiling_strategy_from_env() -> wasmtime::ProfilingStrategy {
-    match std::env::var("EXTISM_PROFILE").as_deref() {
-        Ok("perf") => wasmtime::ProfilingStrategy::PerfMap,
-        Ok("jitdump") => wasmtime::ProfilingStrategy::JitDump,
-        Ok("vtune") => wasmtime::ProfilingStrategy::VTune,
-        Ok(other) => {
-            tracing::warn!(target: "extism", "Invalid value for EXTISM_PROFILE: {other}");
-            wasmtime::ProfilingStrategy::None
-        }
-        Err(_) => wasmtime::ProfilingStrategy::None,
     }
 }

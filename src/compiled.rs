@@ -14,12 +14,13 @@ use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, InstancePre, Linker, ModuleExport};
 
 use crate::{
+    debug::Dumps,
     engine::{CachedModule, EngineKey, Runtime},
     function::Function,
     host::HOST_FUNCTIONS,
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
     kernel_link,
-    manifest::{DownloadProgress, Manifest},
+    manifest::{DownloadProgress, Manifest, ManifestExt},
     plugin_state::{Permissions, PluginState},
 };
 
@@ -56,6 +57,8 @@ pub(crate) struct Compiled {
     pub fuel: Option<u64>,
     /// Plugins start with HTTP response headers visible to the guest.
     pub http_response_headers: bool,
+    /// Files written after failed calls (`DebugOptions`).
+    pub dumps: Dumps,
 }
 
 impl Compiled {
@@ -92,6 +95,7 @@ pub(crate) struct CompileOptions<'a> {
     pub cache_dir: Option<PathBuf>,
     pub http_response_headers: bool,
     pub engine: EngineKey,
+    pub dumps: Dumps,
 }
 
 impl CompiledPlugin {
@@ -234,6 +238,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             wasi: opts.wasi,
             fuel: opts.fuel,
             http_response_headers: opts.http_response_headers,
+            dumps: opts.dumps,
         }),
     })
 }

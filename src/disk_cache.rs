@@ -1,9 +1,12 @@
 //! The compiled-module disk cache: wasmtime code kept in files so that another process
 //! compiling the same bytes with the same engine configuration skips compilation.
 //!
-//! Owns the cache file format, its verification, atomic replacement and clearing. It is off
-//! unless [`crate::PluginBuilder::with_cache_dir`] names a directory (the C and Rust APIs never
-//! set one; the command line does). It sits under the in-process cache of `engine.rs`: a module
+//! Owns the cache file format, its verification, atomic replacement and clearing, and which
+//! directory a builder uses ([`CacheSetting`]). It is off unless
+//! [`crate::PluginBuilder::with_cache_dir`] names a directory, or a wasmtime-style cache
+//! configuration file names one ([`crate::PluginBuilder::with_cache_config`] or the
+//! `EXTISM_CACHE_CONFIG` variable, as upstream; upstream also caches by default, this runtime
+//! does not). The command line uses it by default. It sits under the in-process cache of `engine.rs`: a module
 //! already compiled in this process is used as is; otherwise a valid file is deserialised;
 //! otherwise the module is compiled and its file written.
 //!
@@ -36,11 +39,11 @@ use std::{
     fs,
     hash::{Hash, Hasher},
     io::{self, Write},
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
@@ -55,6 +58,103 @@ const HEADER_LEN: usize = 8 + 4 + 32 + 32 + 8 + 32;
 /// Extension of cache entries; temporary files end in `.cwasm.part`.
 const EXTENSION: &str = ".cwasm";
 const PARTIAL: &str = ".cwasm.part";
+
+/// `extism-run` in the user's cache directory, or `None` when the platform has none: where a
+/// cache configuration without `directory` keeps files, and the command line's default.
+pub fn default_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("extism-run"))
+}
+
+/// Where a builder keeps compiled modules.
+#[derive(Clone, Debug)]
+pub(crate) enum CacheSetting {
+    Off,
+    Dir(PathBuf),
+    /// A wasmtime cache configuration file, read when compiling.
+    Config(PathBuf),
+}
+
+impl CacheSetting {
+    /// Upstream's default: `EXTISM_CACHE_CONFIG` names a configuration file; empty (or unset,
+    /// where upstream would use wasmtime's default cache) means no cache.
+    pub fn from_env() -> CacheSetting {
+        match std::env::var_os("EXTISM_CACHE_CONFIG") {
+            Some(path) if !path.is_empty() => CacheSetting::Config(path.into()),
+            _ => CacheSetting::Off,
+        }
+    }
+
+    /// The cache directory, reading the configuration file if there is one.
+    pub fn dir(&self) -> Result<Option<PathBuf>> {
+        match self {
+            CacheSetting::Off => Ok(None),
+            CacheSetting::Dir(dir) => Ok(Some(dir.clone())),
+            CacheSetting::Config(path) => {
+                let text = fs::read_to_string(path)
+                    .with_context(|| format!("cannot read cache config {}", path.display()))?;
+                config_dir(&text)
+                    .with_context(|| format!("invalid cache config {}", path.display()))
+            }
+        }
+    }
+}
+
+/// wasmtime's cache configuration format: one `[cache]` table. Only `enabled` (older
+/// wasmtime versions) and `directory` matter here; the other keys tune wasmtime's own cache.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheConfigFile {
+    cache: CacheConfig,
+}
+
+/// Unknown keys land in `wasmtime_only` and are refused unless wasmtime knows them.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct CacheConfig {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    directory: Option<PathBuf>,
+    #[serde(flatten)]
+    wasmtime_only: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// wasmtime's settings that have no meaning for this cache.
+const WASMTIME_ONLY: &[&str] = &[
+    "worker-event-queue-size",
+    "baseline-compression-level",
+    "optimized-compression-level",
+    "optimized-compression-usage-counter-threshold",
+    "cleanup-interval",
+    "optimizing-compression-task-timeout",
+    "allowed-clock-drift-for-files-from-future",
+    "file-count-soft-limit",
+    "files-total-size-soft-limit",
+    "file-count-limit-percent-if-deleting",
+    "files-total-size-limit-percent-if-deleting",
+];
+
+fn config_dir(text: &str) -> Result<Option<PathBuf>> {
+    let file: CacheConfigFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = file.cache;
+    if let Some(key) = config
+        .wasmtime_only
+        .keys()
+        .find(|k| !WASMTIME_ONLY.contains(&k.as_str()))
+    {
+        bail!("unknown key `{key}` in [cache]");
+    }
+    if config.enabled == Some(false) {
+        return Ok(None);
+    }
+    match config.directory {
+        Some(dir) if dir.is_absolute() => Ok(Some(dir)),
+        Some(dir) => bail!("`directory` must be an absolute path: {}", dir.display()),
+        None => default_dir()
+            .map(Some)
+            .context("no `directory` given and this platform has no cache directory"),
+    }
+}
 
 /// Compiles `bytes` with `runtime`, going through the in-process cache, then the files in `dir`.
 /// Failing to read or write the cache is never an error: the module is compiled instead.

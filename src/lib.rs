@@ -30,11 +30,13 @@ mod builder;
 mod cancel;
 mod compiled;
 mod current_plugin;
+mod debug;
 pub mod disk_cache;
 mod engine;
 mod function;
 mod heap_trim;
 mod host;
+#[cfg(any(feature = "http", feature = "register-http"))]
 mod http;
 pub mod kernel;
 mod kernel_link;
@@ -55,13 +57,15 @@ pub use cancel::{CancelHandle, Interrupted};
 pub use compiled::CompiledPlugin;
 pub use convert::{FromBytes, FromBytesOwned, Json, MemoryHandle, ToBytes};
 pub use current_plugin::CurrentPlugin;
+pub use debug::DebugOptions;
 /// Conversions between Rust values and the bytes passed to and from plugins: upstream's
 /// `extism-convert` crate itself, so types a plugin and its host share work unchanged.
 #[doc(inline)]
 pub use extism_convert as convert;
 pub use function::{Function, UserData, Val, ValType, PTR, USER_NAMESPACE};
 pub use limits::OutOfMemory;
-pub use manifest::{HttpRequest, Manifest, MemoryOptions, Wasm, WasmMetadata};
+pub use logging::set_log_callback;
+pub use manifest::{HttpRequest, Manifest, ManifestExt, MemoryOptions, Wasm, WasmMetadata};
 pub use plugin::{GuestError, Plugin};
 pub use pool::{Pool, PoolBuilder, PoolPlugin};
 pub use uuid::Uuid;

@@ -1,335 +1,84 @@
 //! The plugin manifest: which modules make up a plugin and which limits and permissions apply.
 //!
-//! Owns the JSON/TOML format of `spec/manifest.md` (strict: unknown fields are errors that name
-//! the field), detection of raw `.wasm`/`.wat` bytes given where a manifest is expected, and
-//! resolving module sources (file, inline data, URL) to bytes with the hash check.
-//! It never compiles or runs anything.
+//! The types are upstream's `extism-manifest` crate itself (so `extism::Manifest` is
+//! `extism_manifest::Manifest`, and code written for one accepts the other). This module owns
+//! what the runtime adds over them ([`ManifestExt`]): the strict JSON/TOML parsing of
+//! `spec/manifest.md` (unknown fields are errors that name the field; `{ptr, len}` data is read
+//! without trusting the pointer), detection of raw `.wasm`/`.wat` bytes given where a manifest is
+//! expected, and resolving module sources (file, inline data, URL) to bytes with the hash check.
+//! It never compiles or runs anything, and never uses upstream's `Deserialize` impls (lenient
+//! about shapes, and they read `{ptr, len}` without a check).
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use serde::{de::Error as _, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{de::Error as _, Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
+
+pub use extism_manifest::{HttpRequest, Manifest, MemoryOptions, Wasm, WasmMetadata};
 
 /// Default `memory.max_http_response_bytes`: 50 MiB.
 pub const DEFAULT_MAX_HTTP_RESPONSE_BYTES: u64 = 50 * 1024 * 1024;
 /// Default `memory.max_var_bytes`: 1 MiB.
 pub const DEFAULT_MAX_VAR_BYTES: u64 = 1024 * 1024;
 
-/// A plugin description (`spec/manifest.md`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    #[serde(default)]
-    pub wasm: Vec<Wasm>,
-    #[serde(default)]
-    pub memory: MemoryOptions,
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-    #[serde(default)]
-    pub allowed_hosts: Option<Vec<String>>,
-    /// Host path (optionally prefixed `ro:`) → guest path.
-    #[serde(default)]
-    pub allowed_paths: Option<BTreeMap<String, PathBuf>>,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-/// Memory limits (`spec/manifest.md` §4). `None` means the default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemoryOptions {
-    #[serde(default)]
-    pub max_pages: Option<u32>,
-    #[serde(default)]
-    pub max_http_response_bytes: Option<u64>,
-    #[serde(default)]
-    pub max_var_bytes: Option<u64>,
-}
-
-/// Name and expected hash shared by every module source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WasmMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
-}
-
-/// An HTTP request that fetches a module.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpRequest {
-    pub url: String,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub method: Option<String>,
-}
-
-/// One module of a plugin.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Wasm {
-    /// Read from the file system when the plugin is compiled.
-    File { path: PathBuf, meta: WasmMetadata },
-    /// Module bytes (binary or text) held in the manifest.
-    Data { data: Vec<u8>, meta: WasmMetadata },
-    /// Downloaded when the plugin is compiled.
-    Url {
-        req: HttpRequest,
-        meta: WasmMetadata,
-    },
-}
-
-impl Wasm {
-    pub fn file(path: impl Into<PathBuf>) -> Wasm {
-        Wasm::File {
-            path: path.into(),
-            meta: WasmMetadata::default(),
-        }
-    }
-
-    pub fn data(data: impl Into<Vec<u8>>) -> Wasm {
-        Wasm::Data {
-            data: data.into(),
-            meta: WasmMetadata::default(),
-        }
-    }
-
-    pub fn url(url: impl Into<String>) -> Wasm {
-        Wasm::http(HttpRequest::new(url))
-    }
-
-    /// A module fetched with `req` (a URL, or an [`HttpRequest`] with method and headers).
-    ///
-    /// ```
-    /// use extism::{manifest::HttpRequest, Wasm};
-    /// let req = HttpRequest::new("https://example.com/plugin.wasm")
-    ///     .with_method("GET")
-    ///     .with_header("Authorization", "Bearer token");
-    /// let wasm = Wasm::http(req).with_name("main");
-    /// assert_eq!(wasm.meta().name.as_deref(), Some("main"));
-    /// ```
-    pub fn http(req: impl Into<HttpRequest>) -> Wasm {
-        Wasm::Url {
-            req: req.into(),
-            meta: WasmMetadata::default(),
-        }
-    }
-
-    pub fn meta(&self) -> &WasmMetadata {
-        match self {
-            Wasm::File { meta, .. } | Wasm::Data { meta, .. } | Wasm::Url { meta, .. } => meta,
-        }
-    }
-
-    pub fn meta_mut(&mut self) -> &mut WasmMetadata {
-        match self {
-            Wasm::File { meta, .. } | Wasm::Data { meta, .. } | Wasm::Url { meta, .. } => meta,
-        }
-    }
-
-    pub fn with_name(mut self, name: impl Into<String>) -> Wasm {
-        self.meta_mut().name = Some(name.into());
-        self
-    }
-
-    pub fn with_hash(mut self, hash: impl Into<String>) -> Wasm {
-        self.meta_mut().hash = Some(hash.into());
-        self
-    }
-}
-
-impl From<HttpRequest> for Wasm {
-    fn from(req: HttpRequest) -> Wasm {
-        Wasm::http(req)
-    }
-}
-
-impl From<PathBuf> for Wasm {
-    fn from(path: PathBuf) -> Wasm {
-        Wasm::file(path)
-    }
-}
-
-impl From<Vec<u8>> for Wasm {
-    fn from(data: Vec<u8>) -> Wasm {
-        Wasm::data(data)
-    }
-}
-
-impl HttpRequest {
-    /// A `GET` (the default method) of `url` without headers.
-    pub fn new(url: impl Into<String>) -> HttpRequest {
-        HttpRequest {
-            url: url.into(),
-            headers: BTreeMap::new(),
-            method: None,
-        }
-    }
-
-    pub fn with_method(mut self, method: impl Into<String>) -> HttpRequest {
-        self.method = Some(method.into());
-        self
-    }
-
-    /// Adds a header (a second value for the same name replaces the first).
-    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> HttpRequest {
-        self.headers.insert(key.into(), value.into());
-        self
-    }
-}
-
-impl MemoryOptions {
-    /// Every limit at its default.
-    ///
-    /// ```
-    /// use extism::{Manifest, MemoryOptions};
-    /// let memory = MemoryOptions::new()
-    ///     .with_max_pages(4)
-    ///     .with_max_var_bytes(1024)
-    ///     .with_max_http_response_bytes(4096);
-    /// let manifest = Manifest::default().with_memory_options(memory);
-    /// assert_eq!(manifest.memory.max_pages, Some(4));
-    /// assert_eq!(manifest.max_var_bytes(), 1024);
-    /// ```
-    pub fn new() -> MemoryOptions {
-        MemoryOptions::default()
-    }
-
-    /// The most wasm pages (64 KiB each) a module's memory may grow to.
-    pub fn with_max_pages(mut self, pages: u32) -> MemoryOptions {
-        self.max_pages = Some(pages);
-        self
-    }
-
-    pub fn with_max_http_response_bytes(mut self, bytes: u64) -> MemoryOptions {
-        self.max_http_response_bytes = Some(bytes);
-        self
-    }
-
-    pub fn with_max_var_bytes(mut self, bytes: u64) -> MemoryOptions {
-        self.max_var_bytes = Some(bytes);
-        self
-    }
-}
-
-impl Manifest {
-    pub fn new(wasm: impl IntoIterator<Item = impl Into<Wasm>>) -> Manifest {
-        Manifest {
-            wasm: wasm.into_iter().map(Into::into).collect(),
-            ..Manifest::default()
-        }
-    }
-
-    /// Adds a module after those already there.
-    ///
-    /// ```
-    /// use extism::{Manifest, Wasm};
-    /// let manifest = Manifest::default()
-    ///     .with_wasm(Wasm::data(b"(module)".to_vec()).with_name("lib"))
-    ///     .with_wasm(std::path::PathBuf::from("main.wasm"))
-    ///     .disallow_all_hosts()
-    ///     .with_allowed_paths([("data".to_string(), "/data".into())].into_iter());
-    /// assert_eq!(manifest.wasm.len(), 2);
-    /// assert_eq!(manifest.allowed_hosts, Some(vec![]));
-    /// ```
-    pub fn with_wasm(mut self, wasm: impl Into<Wasm>) -> Self {
-        self.wasm.push(wasm.into());
-        self
-    }
-
-    /// Refuses HTTP requests to every host (an empty `allowed_hosts`).
-    pub fn disallow_all_hosts(mut self) -> Self {
-        self.allowed_hosts = Some(Vec::new());
-        self
-    }
-
-    /// Replaces every memory limit.
-    pub fn with_memory_options(mut self, memory: MemoryOptions) -> Self {
-        self.memory = memory;
-        self
-    }
-
-    /// Replaces `allowed_hosts`.
-    pub fn with_allowed_hosts(mut self, hosts: impl Iterator<Item = String>) -> Self {
-        self.allowed_hosts = Some(hosts.collect());
-        self
-    }
-
-    /// Replaces `allowed_paths` (host path, prefix `ro:` for read-only, to guest path).
-    pub fn with_allowed_paths(mut self, paths: impl Iterator<Item = (String, PathBuf)>) -> Self {
-        self.allowed_paths = Some(paths.collect());
-        self
-    }
-
-    pub fn with_config_key(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.config.insert(key.into(), value.into());
-        self
-    }
-
-    pub fn with_config(
-        mut self,
-        config: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
-    ) -> Self {
-        self.config
-            .extend(config.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    pub fn with_allowed_host(mut self, host: impl Into<String>) -> Self {
-        self.allowed_hosts
-            .get_or_insert_with(Vec::new)
-            .push(host.into());
-        self
-    }
-
-    /// Maps `host` (prefix `ro:` for read-only) to `guest` inside a WASI plugin.
-    pub fn with_allowed_path(mut self, host: impl Into<String>, guest: impl Into<PathBuf>) -> Self {
-        self.allowed_paths
-            .get_or_insert_with(BTreeMap::new)
-            .insert(host.into(), guest.into());
-        self
-    }
-
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout_ms = Some(timeout.as_millis().try_into().unwrap_or(u64::MAX));
-        self
-    }
-
-    pub fn with_memory_max(mut self, pages: u32) -> Self {
-        self.memory.max_pages = Some(pages);
-        self
-    }
-
-    pub fn with_var_max(mut self, bytes: u64) -> Self {
-        self.memory.max_var_bytes = Some(bytes);
-        self
-    }
-
-    pub fn with_http_response_max(mut self, bytes: u64) -> Self {
-        self.memory.max_http_response_bytes = Some(bytes);
-        self
-    }
-
-    pub fn timeout(&self) -> Option<Duration> {
-        self.timeout_ms.map(Duration::from_millis)
-    }
-
-    pub fn max_var_bytes(&self) -> u64 {
-        self.memory.max_var_bytes.unwrap_or(DEFAULT_MAX_VAR_BYTES)
-    }
-
-    pub fn max_http_response_bytes(&self) -> u64 {
-        self.memory
-            .max_http_response_bytes
-            .unwrap_or(DEFAULT_MAX_HTTP_RESPONSE_BYTES)
-    }
-
+/// What this crate adds to upstream's [`Manifest`]: strict parsing of the JSON and TOML forms
+/// (`spec/manifest.md`), limits with their defaults applied, and loading the modules.
+///
+/// Implemented for [`Manifest`] only. Bring it into scope to call these as methods:
+///
+/// ```
+/// use extism::{Manifest, ManifestExt};
+/// let manifest = Manifest::from_text("timeout_ms = 250\n[[wasm]]\npath = \"main.wasm\"")?;
+/// assert_eq!(manifest.timeout(), Some(std::time::Duration::from_millis(250)));
+/// assert_eq!(manifest.max_var_bytes(), extism::manifest::DEFAULT_MAX_VAR_BYTES);
+///
+/// let err = Manifest::from_text(r#"{"wasm": [], "timeout": 5}"#).unwrap_err();
+/// assert!(err.to_string().contains("unknown field `timeout`"));
+/// # Ok::<(), extism::Error>(())
+/// ```
+pub trait ManifestExt: Sized + sealed::Sealed {
     /// Interprets bytes the way the C API does (`spec/manifest.md` §1): a binary module, a
     /// text module, or a TOML/JSON manifest.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
+    fn from_bytes(bytes: &[u8]) -> Result<Self>;
+
+    /// Parses a TOML or JSON manifest. Unknown fields, `null` where the format has no `null`,
+    /// and module entries mixing shapes are errors that name the field.
+    fn from_text(text: &str) -> Result<Self>;
+
+    /// The manifest as pretty-printed JSON that [`ManifestExt::from_text`] reads back
+    /// (upstream's serialisation: unset fields are `null`, module bytes standard base64). Fails
+    /// only for a file path that is not UTF-8.
+    fn to_json(&self) -> Result<String>;
+
+    /// `timeout_ms` as a duration.
+    fn timeout(&self) -> Option<Duration>;
+
+    /// `memory.max_var_bytes`, or its default.
+    fn max_var_bytes(&self) -> u64;
+
+    /// `memory.max_http_response_bytes`, or its default.
+    fn max_http_response_bytes(&self) -> u64;
+
+    /// Sets `memory.max_var_bytes`.
+    fn with_var_max(self, bytes: u64) -> Self;
+
+    /// Sets `memory.max_http_response_bytes`.
+    fn with_http_response_max(self, bytes: u64) -> Self;
+
+    /// Loads every module's bytes, checks hashes and assigns final names (`spec/manifest.md`
+    /// §9.1). The module named `main` is always present in the result.
+    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule>>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Manifest {}
+}
+
+impl ManifestExt for Manifest {
+    fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
         match detect(bytes) {
             Input::Module => {
                 tracing::trace!("loading {} bytes as a wasm module", bytes.len());
@@ -342,38 +91,78 @@ impl Manifest {
         }
     }
 
-    /// Parses a TOML or JSON manifest. Errors name the offending field.
-    pub fn from_text(text: &str) -> Result<Manifest> {
+    fn from_text(text: &str) -> Result<Manifest> {
         let looks_like_json = text.trim_start().starts_with('{');
-        let toml = toml::from_str::<Manifest>(text);
-        if let (false, Ok(m)) = (looks_like_json, &toml) {
-            tracing::debug!("manifest format: TOML");
-            return Ok(m.clone());
-        }
-        match serde_json::from_str::<Manifest>(text) {
+        let toml = match toml::from_str::<ManifestRepr>(text) {
+            Ok(m) if !looks_like_json => {
+                tracing::debug!("manifest format: TOML");
+                return Ok(m.into());
+            }
+            other => other,
+        };
+        match serde_json::from_str::<ManifestRepr>(text) {
             Ok(m) => {
                 tracing::debug!("manifest format: JSON");
-                Ok(m)
+                Ok(m.into())
             }
             Err(json) if looks_like_json => bail!("Unknown manifest format: {json}"),
             Err(_) => match toml {
                 Ok(m) => {
                     tracing::debug!("manifest format: TOML");
-                    Ok(m)
+                    Ok(m.into())
                 }
                 Err(e) => bail!("Unknown manifest format: {}", e.message()),
             },
         }
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a manifest always serialises")
+    fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).context("cannot write the manifest as JSON")
     }
-}
 
-impl From<Wasm> for Manifest {
-    fn from(w: Wasm) -> Manifest {
-        Manifest::new([w])
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout_ms.map(Duration::from_millis)
+    }
+
+    fn max_var_bytes(&self) -> u64 {
+        self.memory.max_var_bytes.unwrap_or(DEFAULT_MAX_VAR_BYTES)
+    }
+
+    fn max_http_response_bytes(&self) -> u64 {
+        self.memory
+            .max_http_response_bytes
+            .unwrap_or(DEFAULT_MAX_HTTP_RESPONSE_BYTES)
+    }
+
+    fn with_var_max(mut self, bytes: u64) -> Manifest {
+        self.memory.max_var_bytes = Some(bytes);
+        self
+    }
+
+    fn with_http_response_max(mut self, bytes: u64) -> Manifest {
+        self.memory.max_http_response_bytes = Some(bytes);
+        self
+    }
+
+    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule>> {
+        if self.wasm.is_empty() {
+            bail!("No wasm files specified in Extism manifest");
+        }
+        let names = module_names(&self.wasm)?;
+        self.wasm
+            .iter()
+            .zip(names)
+            .map(|(wasm, name)| {
+                let bytes = load(wasm, progress)?;
+                if let Some(expected) = &wasm.meta().hash {
+                    let found = sha256_hex(&bytes);
+                    if &found != expected {
+                        bail!("Hash mismatch, found {found} but expected {expected}");
+                    }
+                }
+                Ok(ResolvedModule { name, bytes })
+            })
+            .collect()
     }
 }
 
@@ -436,31 +225,6 @@ pub struct ResolvedModule {
 /// Called with (bytes received, total if known) while a URL source downloads.
 pub type DownloadProgress<'a> = &'a (dyn Fn(u64, Option<u64>) + Sync);
 
-impl Manifest {
-    /// Loads every module's bytes, checks hashes and assigns final names (`spec/manifest.md`
-    /// §9.1). The module named `main` is always present in the result.
-    pub fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule>> {
-        if self.wasm.is_empty() {
-            bail!("No wasm files specified in Extism manifest");
-        }
-        let names = module_names(&self.wasm)?;
-        self.wasm
-            .iter()
-            .zip(names)
-            .map(|(wasm, name)| {
-                let bytes = load(wasm, progress)?;
-                if let Some(expected) = &wasm.meta().hash {
-                    let found = sha256_hex(&bytes);
-                    if &found != expected {
-                        bail!("Hash mismatch, found {found} but expected {expected}");
-                    }
-                }
-                Ok(ResolvedModule { name, bytes })
-            })
-            .collect()
-    }
-}
-
 /// Upstream's naming rules: one entry is always `main`; otherwise unnamed entries are `main`,
 /// and the last entry becomes `main` when no earlier one is.
 fn module_names(wasm: &[Wasm]) -> Result<Vec<String>> {
@@ -485,19 +249,98 @@ fn module_names(wasm: &[Wasm]) -> Result<Vec<String>> {
 fn load(wasm: &Wasm, progress: Option<DownloadProgress<'_>>) -> Result<Vec<u8>> {
     match wasm {
         Wasm::Data { data, .. } => Ok(data.clone()),
-        Wasm::File { path, .. } => std::fs::read(path).map_err(|e| {
-            anyhow!(
-                "Unable to load Wasm file {:?}: {}",
-                path.display().to_string(),
-                e
-            )
-        }),
-        Wasm::Url { req, .. } => crate::http::download(req, progress)
-            .with_context(|| format!("Unable to download Wasm from {}", req.url)),
+        Wasm::File { path, .. } => read_file(path),
+        Wasm::Url { req, .. } => download(req, progress),
     }
 }
 
-// ---- serde for module entries: one of three shapes, told apart by their keys ----
+#[cfg(feature = "register-filesystem")]
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "Unable to load Wasm file {:?}: {}",
+            path.display().to_string(),
+            e
+        )
+    })
+}
+
+#[cfg(not(feature = "register-filesystem"))]
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
+    bail!(
+        "File-based registration is disabled: cannot load Wasm file {:?} (extism-run was built \
+         without its `register-filesystem` feature)",
+        path.display().to_string()
+    )
+}
+
+#[cfg(feature = "register-http")]
+fn download(req: &HttpRequest, progress: Option<DownloadProgress<'_>>) -> Result<Vec<u8>> {
+    crate::http::download(req, progress)
+        .with_context(|| format!("Unable to download Wasm from {}", req.url))
+}
+
+#[cfg(not(feature = "register-http"))]
+fn download(req: &HttpRequest, _: Option<DownloadProgress<'_>>) -> Result<Vec<u8>> {
+    bail!(
+        "HTTP registration is disabled: cannot download Wasm from {} (extism-run was built \
+         without its `register-http` feature)",
+        req.url
+    )
+}
+
+// ---- strict serde forms, converted into upstream's types ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestRepr {
+    #[serde(default)]
+    wasm: Vec<WasmRepr>,
+    #[serde(default)]
+    memory: MemoryRepr,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_hosts: Option<Vec<String>>,
+    /// Host path (optionally prefixed `ro:`) → guest path.
+    #[serde(default)]
+    allowed_paths: Option<BTreeMap<String, PathBuf>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// `None` means the default. (Upstream's own parser stores an absent `max_var_bytes` as
+/// 1 MiB; both behave the same.)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MemoryRepr {
+    #[serde(default)]
+    max_pages: Option<u32>,
+    #[serde(default)]
+    max_http_response_bytes: Option<u64>,
+    #[serde(default)]
+    max_var_bytes: Option<u64>,
+}
+
+impl From<ManifestRepr> for Manifest {
+    fn from(r: ManifestRepr) -> Manifest {
+        Manifest {
+            wasm: r.wasm.into_iter().map(|w| w.0).collect(),
+            memory: MemoryOptions {
+                max_pages: r.memory.max_pages,
+                max_http_response_bytes: r.memory.max_http_response_bytes,
+                max_var_bytes: r.memory.max_var_bytes,
+            },
+            config: r.config,
+            allowed_hosts: r.allowed_hosts,
+            allowed_paths: r.allowed_paths,
+            timeout_ms: r.timeout_ms,
+        }
+    }
+}
+
+/// One module entry: one of three shapes, told apart by their keys.
+struct WasmRepr(Wasm);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -608,7 +451,7 @@ fn read_process_memory(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-impl<'de> Deserialize<'de> for Wasm {
+impl<'de> Deserialize<'de> for WasmRepr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
         let serde_json::Value::Object(map) = &value else {
@@ -622,24 +465,24 @@ impl<'de> Deserialize<'de> for Wasm {
         match shapes.as_slice() {
             ["path"] => {
                 let r: FileRepr = serde_json::from_value(value).map_err(parse_err)?;
-                Ok(Wasm::File {
+                Ok(WasmRepr(Wasm::File {
                     path: r.path,
                     meta: WasmMetadata {
                         name: r.name,
                         hash: r.hash,
                     },
-                })
+                }))
             }
             ["data"] => {
                 let r: DataRepr = serde_json::from_value(value).map_err(parse_err)?;
                 let data = r.data.into_bytes().map_err(D::Error::custom)?;
-                Ok(Wasm::Data {
+                Ok(WasmRepr(Wasm::Data {
                     data,
                     meta: WasmMetadata {
                         name: r.name,
                         hash: r.hash,
                     },
-                })
+                }))
             }
             ["url"] => {
                 let r: UrlRepr = serde_json::from_value(value).map_err(parse_err)?;
@@ -648,13 +491,13 @@ impl<'de> Deserialize<'de> for Wasm {
                     headers: r.headers,
                     method: r.method,
                 };
-                Ok(Wasm::Url {
+                Ok(WasmRepr(Wasm::Url {
                     req,
                     meta: WasmMetadata {
                         name: r.name,
                         hash: r.hash,
                     },
-                })
+                }))
             }
             [] => Err(D::Error::custom(
                 "wasm entry needs one of `path`, `data` or `url`",
@@ -667,37 +510,6 @@ impl<'de> Deserialize<'de> for Wasm {
                     .join(" and ")
             ))),
         }
-    }
-}
-
-impl Serialize for Wasm {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        match self {
-            Wasm::File { path, .. } => m.serialize_entry("path", path)?,
-            Wasm::Data { data, .. } => m.serialize_entry(
-                "data",
-                &base64::engine::general_purpose::STANDARD.encode(data),
-            )?,
-            Wasm::Url { req, .. } => {
-                m.serialize_entry("url", &req.url)?;
-                if !req.headers.is_empty() {
-                    m.serialize_entry("headers", &req.headers)?;
-                }
-                if let Some(method) = &req.method {
-                    m.serialize_entry("method", method)?;
-                }
-            }
-        }
-        let meta = self.meta();
-        if let Some(name) = &meta.name {
-            m.serialize_entry("name", name)?;
-        }
-        if let Some(hash) = &meta.hash {
-            m.serialize_entry("hash", hash)?;
-        }
-        m.end()
     }
 }
 

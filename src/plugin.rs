@@ -21,6 +21,7 @@ use crate::{
     convert::{FromBytes, ToBytes},
     kernel::Kernel,
     limits::{MemoryBudget, OutOfMemory},
+    manifest::ManifestExt,
     plugin_state::PluginState,
     timer::Deadline,
 };
@@ -299,6 +300,11 @@ impl Plugin {
         tracing::debug!(plugin = %self.id(), input_bytes = input.len(), "call to {name} started");
         self.output = (0, 0);
         let result = self.run(name, input, host_context);
+        if result.is_err() {
+            let memory = self.kernel.as_ref().map(|k| k.memory);
+            let id = self.id().to_string();
+            self.compiled.dumps.failed(&mut self.store, memory, &id);
+        }
         self.store.data_mut().host_context = None;
         self.store.data_mut().deadline = None;
         self.cancel.state.end();
@@ -371,6 +377,10 @@ impl Plugin {
             Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
             Export::Code(f) => f.call(&mut self.store, ()),
         };
+        if let Err(e) = &result {
+            let id = self.id().to_string();
+            self.compiled.dumps.trapped(&mut self.store, e, &id);
+        }
         self.cancel.state.end();
         drop(deadline);
         if let Some(limit) = self.compiled.fuel {

@@ -15,8 +15,11 @@ use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget, manife
 #[derive(Debug, Clone)]
 pub(crate) struct Permissions {
     pub max_var_bytes: u64,
+    // Read by `http_request`, which a build without the `http` feature refuses outright.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub max_http_response_bytes: u64,
     /// Empty means every HTTP request is refused.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub allowed_hosts: Vec<String>,
 }
 

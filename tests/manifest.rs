@@ -4,7 +4,7 @@ mod common;
 
 use base64::Engine as _;
 use common::{pdk, testdata};
-use extism::{manifest::sha256_hex, Manifest, Plugin, PluginBuilder, Wasm};
+use extism::{manifest::sha256_hex, Manifest, ManifestExt, Plugin, PluginBuilder, Wasm};
 
 const EMPTY: &str = "AGFzbQEAAAA="; // the 8-byte empty module
 
@@ -143,13 +143,14 @@ fn manifest_round_trips_through_json() {
     let m = Manifest::new([Wasm::data(b"\0asm\x01\0\0\0".to_vec()).with_name("main")])
         .with_config_key("k", "v")
         .with_allowed_host("*.example.com")
-        .with_allowed_path("ro:/tmp", "/data")
+        .with_allowed_path("ro:/tmp".into(), "/data")
         .with_timeout(std::time::Duration::from_millis(1500))
         .with_memory_max(20);
-    let back = Manifest::from_text(&m.to_json()).unwrap();
+    let back = Manifest::from_text(&m.to_json().unwrap()).unwrap();
     assert_eq!(back, m);
     assert!(m
         .to_json()
+        .unwrap()
         .contains(&base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0")));
 }
 

@@ -6,7 +6,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::pdk;
-use extism::{CurrentPlugin, Function, Manifest, Plugin, PluginBuilder, UserData, Val, Wasm, PTR};
+use extism::{
+    CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder, UserData, Val, Wasm, PTR,
+};
 
 fn plugin(name: &str) -> Plugin {
     Plugin::new(pdk(name), [], false).unwrap()

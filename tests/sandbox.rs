@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{pdk, server::Server, wat};
-use extism::{manifest::sha256_hex, Manifest, Plugin, PluginBuilder, Wasm};
+use extism::{manifest::sha256_hex, Manifest, ManifestExt, Plugin, PluginBuilder, Wasm};
 
 fn http_plugin(allowed: &[&str]) -> Plugin {
     let mut m = Manifest::new([Wasm::data(wat("http"))]);
@@ -191,7 +191,7 @@ fn url_sources_download_with_hash_checks_and_progress() {
 fn fs_plugin(paths: &[(&str, &str)]) -> Result<Plugin, String> {
     let mut m = Manifest::new([Wasm::data(pdk("wasi_fs"))]);
     for (host, guest) in paths {
-        m = m.with_allowed_path(*host, *guest);
+        m = m.with_allowed_path(host.to_string(), guest);
     }
     Plugin::new(&m, [], true).map_err(|e| format!("{e:#}"))
 }
@@ -307,6 +307,7 @@ fn missing_paths_fail_creation_and_no_mount_means_no_files() {
     let mut p = fs_plugin(&[]).unwrap();
     assert!(call(&mut p, "read_file", "/etc/passwd").is_err());
     // without WASI, allowed_paths is ignored
-    let m = Manifest::new([Wasm::data(pdk("echo"))]).with_allowed_path("/no/such/dir", "/data");
+    let m =
+        Manifest::new([Wasm::data(pdk("echo"))]).with_allowed_path("/no/such/dir".into(), "/data");
     Plugin::new(&m, [], false).unwrap();
 }

@@ -270,7 +270,6 @@ fn plugin_items() {
         .unwrap();
     assert!(plugin.has_wasi());
     assert_eq!(plugin.cancel_handle().id, plugin.id);
-    assert_eq!(plugin.id(), plugin.id);
     assert_eq!(plugin.call::<&str, &str>("run", "f").unwrap(), "F");
     assert!(plugin.fuel_consumed().unwrap() > 0);
     assert_eq!(extism::EXTISM_ENV_MODULE, "extism:host/env");
@@ -296,4 +295,80 @@ fn manifest_builders() {
     let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
     let mut plugin = Plugin::new(&m, [f], true).unwrap();
     assert_eq!(plugin.call::<&str, String>("run", "ok").unwrap(), "OK");
+}
+
+#[test]
+fn manifest_is_upstreams_type() {
+    // `extism::Manifest` is `extism_manifest::Manifest`: values pass between the two freely.
+    let m: extism_manifest::Manifest = manifest().with_timeout(std::time::Duration::from_secs(5));
+    let wasm: extism_manifest::Wasm = Wasm::data(WAT.as_bytes().to_vec());
+    let memory = extism_manifest::MemoryOptions::new().with_max_var_bytes(64);
+    let m = m.with_wasm(wasm).with_memory_options(memory);
+    let req = extism_manifest::HttpRequest::new("http://x");
+    assert_eq!(
+        Wasm::http(req).meta(),
+        &extism_manifest::WasmMetadata::default()
+    );
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let one = Manifest::new([m.wasm[0].clone()]).with_timeout(std::time::Duration::from_secs(5));
+    let mut plugin = Plugin::new(one, [f], false).unwrap();
+    assert_eq!(plugin.call::<&str, String>("run", "m").unwrap(), "M");
+}
+
+#[test]
+fn debug_options_write_core_and_memory_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (core, mem) = (dir.path().join("core"), dir.path().join("mem"));
+    let trap = r#"(module (func (export "boom") unreachable) (func (export "fine")))"#;
+    let options = extism::DebugOptions {
+        coredump: Some(core.clone()),
+        memdump: Some(mem.clone()),
+        ..extism::DebugOptions::default()
+    };
+    let mut plugin = PluginBuilder::new(Manifest::new([Wasm::data(trap)]))
+        .with_debug_options(options)
+        .build()
+        .unwrap();
+    plugin.call::<&str, &str>("fine", "input").unwrap();
+    assert!(!core.exists() && !mem.exists());
+    assert!(plugin.call::<&str, &str>("boom", "input").is_err());
+    assert!(std::fs::read(&core).unwrap().starts_with(b"\0asm"));
+    assert!(!std::fs::read(&mem).unwrap().is_empty());
+
+    // the single-setting forms
+    let (core2, mem2) = (dir.path().join("core2"), dir.path().join("mem2"));
+    let mut plugin = PluginBuilder::new(Manifest::new([Wasm::data(trap)]))
+        .with_coredump(&core2)
+        .with_memdump(&mem2)
+        .build()
+        .unwrap();
+    assert!(plugin.call::<&str, &str>("boom", "").is_err());
+    assert!(core2.exists() && mem2.exists());
+}
+
+#[test]
+fn cache_config_and_disabled_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = dir.path().join("cache.toml");
+    std::fs::write(
+        &config,
+        format!("[cache]\ndirectory = \"{}\"\n", cache.display()),
+    )
+    .unwrap();
+    let f = Function::new("transform", [PTR], [PTR], UserData::new(()), shout);
+    let mut plugin = PluginBuilder::new(manifest())
+        .with_functions([f.clone()])
+        .with_cache_config(&config)
+        .build()
+        .unwrap();
+    assert_eq!(plugin.call::<&str, &str>("run", "c").unwrap(), "C");
+    assert!(std::fs::read_dir(&cache).unwrap().next().is_some());
+
+    let mut plugin = PluginBuilder::new(manifest())
+        .with_functions([f])
+        .with_cache_disabled()
+        .build()
+        .unwrap();
+    assert_eq!(plugin.call::<&str, &str>("run", "d").unwrap(), "D");
 }

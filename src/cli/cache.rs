@@ -10,7 +10,7 @@ use super::args::CacheArgs;
 pub fn dir() -> Option<PathBuf> {
     match std::env::var_os("EXTISM_RUN_CACHE") {
         Some(dir) if !dir.is_empty() => Some(dir.into()),
-        _ => dirs::cache_dir().map(|d| d.join("extism-run")),
+        _ => extism::disk_cache::default_dir(),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::{fs, path::Path};
 
 use anyhow::Context;
-use extism::{manifest::sha256_hex, wasi::parse_host_path, Wasm};
+use extism::{manifest::sha256_hex, wasi::parse_host_path, ManifestExt, Wasm};
 
 use super::{
     args::ConfigArgs,
@@ -38,7 +38,7 @@ pub fn run(args: ConfigArgs, ui: &Ui) -> Result {
             .collect::<anyhow::Result<_>>()?;
         manifest.allowed_paths = Some(absolute);
     }
-    let mut json = manifest.to_json();
+    let mut json = manifest.to_json()?;
     json.push('\n');
     match &args.write {
         Some(path) => {

@@ -12,7 +12,9 @@
 use std::{fs, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use extism::{manifest::ResolvedModule, CompiledPlugin, Manifest, PluginBuilder, Wasm};
+use extism::{
+    manifest::ResolvedModule, CompiledPlugin, Manifest, ManifestExt, PluginBuilder, Wasm,
+};
 
 use super::{
     args::{ManifestArgs, SourceArgs},

@@ -1,14 +1,21 @@
 //! `http_request` and `http_headers` (`spec/guest-abi.md` §8).
 
+#[cfg(feature = "http")]
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, bail, Result};
+#[cfg(feature = "http")]
+use anyhow::anyhow;
+use anyhow::{bail, Result};
+#[cfg(feature = "http")]
 use serde::Deserialize;
 use wasmtime::Caller;
 
-use crate::{http, plugin_state::PluginState};
+#[cfg(feature = "http")]
+use crate::http;
+use crate::plugin_state::PluginState;
 
 /// The request object PDKs send.
+#[cfg(feature = "http")]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GuestRequest {
@@ -19,6 +26,12 @@ struct GuestRequest {
     method: Option<String>,
 }
 
+#[cfg(not(feature = "http"))]
+pub(super) fn http_request(_: Caller<'_, PluginState>, _: u64, _: u64) -> Result<u64> {
+    bail!("http_request is disabled: extism-run was built without its `http` feature")
+}
+
+#[cfg(feature = "http")]
 pub(super) fn http_request(
     mut caller: Caller<'_, PluginState>,
     req: u64,

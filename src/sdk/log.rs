@@ -1,9 +1,10 @@
 //! `extism_log_file`, `extism_log_custom`, `extism_log_drain`: the process-wide log sink
 //! (§3 of `spec/c-api.md`).
 //!
-//! Installing the sink means installing the global `tracing` subscriber (default `fmt`
-//! format, one line per event); the core derives the guest-visible `get_log_level` from what
-//! that subscriber enables. Only the first successful setup in a process takes effect. This
+//! Installing the sink means installing the global `tracing` subscriber (`logging::install`:
+//! `fmt` format, one line per event); the core derives the guest-visible `get_log_level` from
+//! what that subscriber enables. Only the first successful setup in a process takes effect
+//! (`extism::set_log_callback` counts as one). This
 //! module never aborts: an unusable file or a second setup returns `false`.
 
 use std::{
@@ -17,12 +18,10 @@ use std::{
 use tracing_subscriber::{filter::Directive, fmt::MakeWriter, EnvFilter};
 
 use super::{guard, ExtismSize};
+use crate::logging::install;
 
 /// `ExtismLogDrainFunctionType` of the header.
 pub type ExtismLogDrainFunctionType = unsafe extern "C" fn(data: *const c_char, size: ExtismSize);
-
-/// Serialises setup; `true` once a sink is installed.
-static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 /// Events buffered for `extism_log_drain`, oldest first, each a complete line.
 static BUFFER: Mutex<VecDeque<Vec<u8>>> = Mutex::new(VecDeque::new());
@@ -50,28 +49,6 @@ fn filter(level: Option<&str>) -> EnvFilter {
     directives
         .into_iter()
         .fold(EnvFilter::default(), EnvFilter::add_directive)
-}
-
-/// Installs the global subscriber writing to `writer`; `false` if one is installed already.
-fn install<W>(level: Option<&str>, writer: impl FnOnce() -> std::io::Result<W>, ansi: bool) -> bool
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    if *installed {
-        return false;
-    }
-    let Ok(writer) = writer() else {
-        return false;
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter(level))
-        .with_writer(writer)
-        .with_ansi(ansi)
-        .finish();
-    // `try_init` also forwards `log` records (wasmtime and cranelift use `log`) to the sink.
-    *installed = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber).is_ok();
-    *installed
 }
 
 /// Reads an optional UTF-8 argument: `Err` for invalid UTF-8.
@@ -104,10 +81,12 @@ pub unsafe extern "C" fn extism_log_file(
                 return false;
             };
             match filename {
-                None | Some("stderr") | Some("-") => install(level, || Ok(std::io::stderr), true),
-                Some("stdout") => install(level, || Ok(std::io::stdout), true),
+                None | Some("stderr") | Some("-") => {
+                    install(filter(level), || Ok(std::io::stderr), true)
+                }
+                Some("stdout") => install(filter(level), || Ok(std::io::stdout), true),
                 Some(path) => install(
-                    level,
+                    filter(level),
                     || {
                         OpenOptions::new()
                             .create(true)
@@ -131,7 +110,7 @@ pub unsafe extern "C" fn extism_log_custom(log_level: *const c_char) -> bool {
         |_| false,
         || match unsafe { optional_str(log_level) } {
             // SAFETY (above): NULL or a NUL-terminated string.
-            Ok(level) => install(level, || Ok(BufferSink), false),
+            Ok(level) => install(filter(level), || Ok(BufferSink), false),
             Err(()) => false,
         },
     )
