@@ -258,6 +258,7 @@ impl<'a> PluginBuilder<'a> {
             progress: self.progress,
             cache_dir: self.cache_dir,
             http_response_headers: self.http_response_headers,
+            asynchronous: false,
             engine: EngineKey {
                 fuel: self.fuel.is_some(),
                 ..self.engine

@@ -56,6 +56,9 @@ pub(crate) struct Compiled {
     pub fuel: Option<u64>,
     /// Plugins start with HTTP response headers visible to the guest.
     pub http_response_headers: bool,
+    /// Compiled for [`crate::AsyncPlugin`]: the linker holds async host functions, so stores
+    /// take wasmtime's async entry points (fiber.rs).
+    pub asynchronous: bool,
 }
 
 impl Compiled {
@@ -92,6 +95,8 @@ pub(crate) struct CompileOptions<'a> {
     pub cache_dir: Option<PathBuf>,
     pub http_response_headers: bool,
     pub engine: EngineKey,
+    /// For [`crate::AsyncPlugin`] (async_plugin.rs).
+    pub asynchronous: bool,
 }
 
 impl CompiledPlugin {
@@ -195,13 +200,16 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
 
     let mut linker = Linker::new(&runtime.engine);
     linker.allow_shadowing(true);
-    crate::host::add_to_linker(&mut linker)?;
-    if opts.wasi {
+    crate::host::add_to_linker(&mut linker, opts.asynchronous)?;
+    if opts.wasi && opts.asynchronous {
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, PluginState::wasi)?;
+        wasmtime_wasi::p0::add_to_linker_async(&mut linker, PluginState::wasi)?;
+    } else if opts.wasi {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, PluginState::wasi)?;
         wasmtime_wasi::p0::add_to_linker_sync(&mut linker, PluginState::wasi)?;
     }
     for f in &opts.functions {
-        f.add_to_linker(&mut linker, &runtime.engine)?;
+        f.add_to_linker(&mut linker, &runtime.engine, opts.asynchronous)?;
     }
     let main_pre = match modules.last() {
         Some(main) if main.module.kernel.is_some() => {
@@ -234,6 +242,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             wasi: opts.wasi,
             fuel: opts.fuel,
             http_response_headers: opts.http_response_headers,
+            asynchronous: opts.asynchronous,
         }),
     })
 }

@@ -26,12 +26,15 @@ macro_rules! upstream_version {
     };
 }
 
+mod async_function;
+mod async_plugin;
 mod builder;
 mod cancel;
 mod compiled;
 mod current_plugin;
 pub mod disk_cache;
 mod engine;
+mod fiber;
 mod function;
 mod heap_trim;
 mod host;
@@ -50,6 +53,8 @@ mod timer;
 pub mod wasi;
 
 pub use anyhow::Error;
+pub use async_function::HostFuture;
+pub use async_plugin::AsyncPlugin;
 pub use builder::{PluginBuilder, WasmInput};
 pub use cancel::{CancelHandle, Interrupted};
 pub use compiled::CompiledPlugin;
