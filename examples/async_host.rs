@@ -23,16 +23,25 @@ async fn main() -> anyhow::Result<()> {
             })
         },
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/host_fns.wasm");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/rust/wasm/host_fns.wasm"
+    );
     let manifest = Manifest::new([Wasm::file(path)]).with_timeout(Duration::from_secs(5));
     // Compiled once; each task gets its own instance.
     let compiled = PluginBuilder::new(manifest)
         .with_functions([lookup])
         // The plugin's other import, unused here: a sync host function (they work too).
-        .with_function("host_context", [], [PTR], UserData::new(()), |_, _, out, _| {
-            out[0] = extism::Val::I64(0);
-            Ok(())
-        })
+        .with_function(
+            "host_context",
+            [],
+            [PTR],
+            UserData::new(()),
+            |_, _, out, _| {
+                out[0] = extism::Val::I64(0);
+                Ok(())
+            },
+        )
         .compile_async()?;
 
     let tasks: Vec<_> = (0..100)

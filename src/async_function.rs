@@ -28,9 +28,8 @@ use crate::{
 /// as long as it runs. Build one with `Box::pin(async move { ... })`.
 pub type HostFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
-pub(crate) type AsyncCallback = dyn for<'a> Fn(&'a mut CurrentPlugin, &'a [Val], &'a mut [Val]) -> HostFuture<'a>
-    + Send
-    + Sync;
+pub(crate) type AsyncCallback =
+    dyn for<'a> Fn(&'a mut CurrentPlugin, &'a [Val], &'a mut [Val]) -> HostFuture<'a> + Send + Sync;
 
 impl Function {
     /// A host function whose callback is async: it gets the same `&mut CurrentPlugin` (memory
@@ -65,7 +64,12 @@ impl Function {
         f: F,
     ) -> Function
     where
-        F: for<'a> Fn(&'a mut CurrentPlugin, &'a [Val], &'a mut [Val], UserData<T>) -> HostFuture<'a>
+        F: for<'a> Fn(
+                &'a mut CurrentPlugin,
+                &'a [Val],
+                &'a mut [Val],
+                UserData<T>,
+            ) -> HostFuture<'a>
             + Send
             + Sync
             + 'static,

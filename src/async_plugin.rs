@@ -8,7 +8,7 @@
 //! (async_function.rs). It never blocks on an executor's primitives, so it runs on any
 //! executor; WASI in async plugins uses wasmtime-wasi's async functions, which need tokio.
 
-use std::any::Any;
+use std::{any::Any, future::Future, pin::Pin};
 
 use anyhow::{anyhow, bail, Result};
 
@@ -93,49 +93,62 @@ impl AsyncPlugin {
     }
 
     /// Calls `name` with `input` and converts the output, as [`Plugin::call`].
-    pub async fn call<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
+    ///
+    /// The input is converted (and copied) before the future is returned, so the future
+    /// borrows only the plugin and is `Send` whatever `T` borrows.
+    pub fn call<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b> + 'b>(
         &'b mut self,
         name: impl AsRef<str>,
         input: T,
-    ) -> Result<U> {
-        let input = input.to_bytes()?;
-        match self.raw_call(name.as_ref(), input.as_ref(), None).await {
-            Ok(0) => U::from_bytes(self.plugin.output()),
-            Ok(rc) => Err(anyhow!("Returned non-zero exit code: {rc}")),
-            Err((e, _)) => Err(e),
-        }
+    ) -> CallFuture<'b, U> {
+        let name = name.as_ref().to_owned();
+        let input = owned_bytes(input);
+        Box::pin(async move {
+            let input = input?;
+            match self.raw_call(&name, &input, None).await {
+                Ok(0) => U::from_bytes(self.plugin.output()),
+                Ok(rc) => Err(anyhow!("Returned non-zero exit code: {rc}")),
+                Err((e, _)) => Err(e),
+            }
+        })
     }
 
     /// As [`Plugin::call_get_error_code`].
-    pub async fn call_get_error_code<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
+    pub fn call_get_error_code<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b> + 'b>(
         &'b mut self,
         name: impl AsRef<str>,
         input: T,
-    ) -> Result<U, (anyhow::Error, i32)> {
-        let input = input.to_bytes().map_err(|e| (e, -1))?;
-        let rc = self.raw_call(name.as_ref(), input.as_ref(), None).await;
-        self.plugin.finish(rc)
+    ) -> CallFuture<'b, U, (anyhow::Error, i32)> {
+        let name = name.as_ref().to_owned();
+        let input = owned_bytes(input);
+        Box::pin(async move {
+            let input = input.map_err(|e| (e, -1))?;
+            let rc = self.raw_call(&name, &input, None).await;
+            self.plugin.finish(rc)
+        })
     }
 
     /// As [`Plugin::call_with_host_context`]: host functions of this call read `host_context`
     /// through [`crate::CurrentPlugin::host_context`].
-    pub async fn call_with_host_context<'a, 'b, T, U, C>(
+    pub fn call_with_host_context<'a, 'b, T, U, C>(
         &'b mut self,
         name: impl AsRef<str>,
         input: T,
         host_context: C,
-    ) -> Result<U>
+    ) -> CallFuture<'b, U>
     where
         T: ToBytes<'a>,
-        U: FromBytes<'b>,
+        U: FromBytes<'b> + 'b,
         C: Any + Send,
     {
-        let input = input.to_bytes()?;
+        let name = name.as_ref().to_owned();
+        let input = owned_bytes(input);
         let context: Box<dyn Any + Send> = Box::new(host_context);
-        let rc = self
-            .raw_call(name.as_ref(), input.as_ref(), Some(context))
-            .await;
-        self.plugin.finish(rc).map_err(|(e, _)| e)
+        Box::pin(async move {
+            let input = input?;
+            let rc = self.raw_call(&name, &input, Some(context)).await;
+            self.plugin.finish(rc).map_err(|(e, _)| e)
+        })
     }
 
     /// Runs one call and returns the return code, or the error with its return code, as
@@ -212,6 +225,15 @@ impl AsyncPlugin {
     pub fn allow_http_response_headers(&mut self) {
         self.plugin.allow_http_response_headers()
     }
+}
+
+/// The future of [`AsyncPlugin::call`] and its siblings: boxed, so that it does not depend
+/// on the input's type (whose lifetimes would otherwise keep it from being `Send`).
+pub type CallFuture<'b, U, E = anyhow::Error> =
+    Pin<Box<dyn Future<Output = Result<U, E>> + Send + 'b>>;
+
+fn owned_bytes<'a, T: ToBytes<'a>>(input: T) -> Result<Vec<u8>> {
+    Ok(input.to_bytes()?.as_ref().to_vec())
 }
 
 /// The sync lifecycle's steps around the awaited export.

@@ -315,7 +315,7 @@ impl Function {
                 let callback = callback.clone();
                 linker.func_new(module, &self.name, ty, move |caller, inputs, outputs| {
                     zero_results(outputs, &results);
-                    run_sync(caller, &name, &callback, inputs, outputs)
+                    run_sync(caller, &name, &*callback, inputs, outputs)
                 })?;
             }
             (Body::Sync(callback), true) => {
@@ -323,17 +323,12 @@ impl Function {
                 linker.func_new_async(module, &self.name, ty, move |caller, inputs, outputs| {
                     let (callback, name) = (callback.clone(), name.clone());
                     zero_results(outputs, &results);
-                    Box::new(async move { run_sync(caller, &name, &callback, inputs, outputs) })
+                    Box::new(async move { run_sync(caller, &name, &*callback, inputs, outputs) })
                 })?;
             }
-            (Body::Async(callback), true) => crate::async_function::define(
-                linker,
-                module,
-                ty,
-                name,
-                results,
-                callback.clone(),
-            )?,
+            (Body::Async(callback), true) => {
+                crate::async_function::define(linker, module, ty, name, results, callback.clone())?
+            }
             (Body::Async(_), false) => bail!(
                 "host function `{}` is async: build the plugin with PluginBuilder::build_async \
                  or compile_async",

@@ -214,7 +214,12 @@ impl Kernel {
         Ok(self.enter(&self.reset, store, ())?)
     }
 
-    pub fn input_set(&self, store: impl AsContextMut<Data: Send>, handle: u64, len: u64) -> Result<()> {
+    pub fn input_set(
+        &self,
+        store: impl AsContextMut<Data: Send>,
+        handle: u64,
+        len: u64,
+    ) -> Result<()> {
         Ok(self.enter(&self.input_set, store, (handle, len))?)
     }
 

@@ -54,7 +54,7 @@ pub mod wasi;
 
 pub use anyhow::Error;
 pub use async_function::HostFuture;
-pub use async_plugin::AsyncPlugin;
+pub use async_plugin::{AsyncPlugin, CallFuture};
 pub use builder::{PluginBuilder, WasmInput};
 pub use cancel::{CancelHandle, Interrupted};
 pub use compiled::CompiledPlugin;

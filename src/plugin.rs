@@ -452,7 +452,6 @@ impl Plugin {
         &mut self.store
     }
 
-
     fn write_input(&mut self, input: &[u8]) -> Result<()> {
         if input.is_empty() {
             return Ok(());

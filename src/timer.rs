@@ -92,8 +92,8 @@ impl Ticker {
                         None => self.wake.wait(s).unwrap_or_else(|p| p.into_inner()),
                         Some(at) => {
                             let wait = at.saturating_duration_since(now);
-                            let (s, _) = self.wake.wait_timeout(s, wait);
-                            s.unwrap_or_else(|p| p.into_inner())
+                            let woken = self.wake.wait_timeout(s, wait);
+                            woken.unwrap_or_else(|p| p.into_inner()).0
                         }
                     };
                     if s.sliced == 0 {
@@ -139,7 +139,10 @@ impl Deadline {
         let key = (at, NEXT.fetch_add(1, Ordering::Relaxed));
         let t = ticker();
         let mut s = t.lock();
-        let earliest = s.deadlines.first_key_value().is_none_or(|(first, _)| key < *first);
+        let earliest = s
+            .deadlines
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
         s.deadlines.insert(key, wake);
         drop(s);
         if earliest {

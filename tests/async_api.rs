@@ -13,8 +13,8 @@ use std::{
 
 use common::pdk;
 use extism::{
-    AsyncPlugin, CompiledPlugin, CurrentPlugin, Function, Manifest, Plugin,
-    PluginBuilder, UserData, Val, Wasm, PTR,
+    AsyncPlugin, CompiledPlugin, CurrentPlugin, Function, Manifest, Plugin, PluginBuilder,
+    UserData, Val, Wasm, PTR,
 };
 
 /// `host_reflect` as an async host function: waits `delay` on a tokio timer, then returns
@@ -94,11 +94,16 @@ fn assert_send<T: Send>(t: T) -> T {
 async fn thousand_concurrent_calls_share_one_compiled_plugin() {
     const CALLS: usize = 1000;
     let delay = Duration::from_millis(100);
-    let compiled = compile_async(host_fns(None), vec![async_reflect(delay), host_context_fn()]);
+    let compiled = compile_async(
+        host_fns(None),
+        vec![async_reflect(delay), host_context_fn()],
+    );
 
     let single = Instant::now();
     let mut plugin = AsyncPlugin::new(&compiled).unwrap();
-    let out: String = assert_send(plugin.call("roundtrip", "one call")).await.unwrap();
+    let out: String = assert_send(plugin.call("roundtrip", "one call"))
+        .await
+        .unwrap();
     assert_eq!(out, "one call");
     let single = single.elapsed();
 
@@ -148,7 +153,10 @@ async fn looping_guest_yields_to_other_tasks_until_its_timeout() {
     // On this one thread, the other task ran only while the guest yielded.
     let progress = ticks.load(Ordering::SeqCst);
     other.abort();
-    assert!(progress > 0, "the other task never ran while the guest looped");
+    assert!(
+        progress > 0,
+        "the other task never ran while the guest looped"
+    );
 
     // Usable afterwards, as a sync plugin after a timeout.
     let out: String = plugin.call("count_calls", "").await.unwrap();
@@ -220,7 +228,10 @@ async fn host_function_panics_and_errors_fail_the_call() {
         .call::<&str, &[u8]>("roundtrip", "error")
         .await
         .unwrap_err();
-    assert!(format!("{err:#}").contains("the database is down"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("the database is down"),
+        "{err:#}"
+    );
     let out: String = plugin.call("roundtrip", "still fine").await.unwrap();
     assert_eq!(out, "still fine");
 
@@ -270,8 +281,7 @@ async fn outputs_and_errors_match_the_sync_api() {
         ("faults", "count_calls", b""),
     ];
     for &(wasm, export, input) in cases {
-        let manifest =
-            Manifest::new([Wasm::data(pdk(wasm))]).with_config_key("greeting", "hello");
+        let manifest = Manifest::new([Wasm::data(pdk(wasm))]).with_config_key("greeting", "hello");
         let mut sync = PluginBuilder::new(manifest.clone()).build().unwrap();
         let mut asynchronous = PluginBuilder::new(manifest).build_async().unwrap();
         for round in 0..2 {

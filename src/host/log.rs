@@ -15,7 +15,9 @@ pub(super) fn add_to_linker(l: &mut Linker<PluginState>, asynchronous: bool) -> 
         ("log_warn", Level::WARN),
         ("log_error", Level::ERROR),
     ] {
-        define!(l, asynchronous, name, move |c, msg| trap(log(c, level, msg)));
+        define!(l, asynchronous, name, move |c, msg| trap(log(
+            c, level, msg
+        )));
     }
     l.func_wrap(ENV_MODULE, "get_log_level", logging::guest_log_level)?;
     Ok(())

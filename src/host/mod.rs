@@ -35,6 +35,9 @@ pub const HOST_FUNCTIONS: &[&str] = &[
 /// wasmtime async host function (its body runs at once), because only those may enter the
 /// kernel again from inside an async call (fiber.rs).
 macro_rules! define {
+    (@u64 $arg:ident) => {
+        u64
+    };
     ($l:expr, $asynchronous:expr, $name:expr, move |$c:ident $(, $arg:ident)*| $body:expr) => {
         if $asynchronous {
             $l.func_wrap_async(
@@ -50,9 +53,6 @@ macro_rules! define {
             })?;
         }
     };
-    (@u64 $arg:ident) => {
-        u64
-    };
 }
 pub(crate) use define;
 
@@ -60,17 +60,27 @@ pub(crate) use define;
 /// functions for an async plugin).
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>, asynchronous: bool) -> Result<()> {
     let l = linker;
-    define!(l, asynchronous, "config_get", move |c, k| trap(config::config_get(c, k)));
-    define!(l, asynchronous, "var_get", move |c, k| trap(var::var_get(c, k)));
-    define!(l, asynchronous, "var_set", move |c, k, v| trap(var::var_set(c, k, v)));
-    define!(l, asynchronous, "http_request", move |c, r, b| trap(http::http_request(c, r, b)));
+    define!(l, asynchronous, "config_get", move |c, k| trap(
+        config::config_get(c, k)
+    ));
+    define!(l, asynchronous, "var_get", move |c, k| trap(var::var_get(
+        c, k
+    )));
+    define!(l, asynchronous, "var_set", move |c, k, v| trap(
+        var::var_set(c, k, v)
+    ));
+    define!(l, asynchronous, "http_request", move |c, r, b| trap(
+        http::http_request(c, r, b)
+    ));
     // Reads only the store: stays sync also in async plugins.
     l.func_wrap(
         ENV_MODULE,
         "http_status_code",
         |c: Caller<'_, PluginState>| i32::from(c.data().http.status),
     )?;
-    define!(l, asynchronous, "http_headers", move |c| trap(http::http_headers(c)));
+    define!(l, asynchronous, "http_headers", move |c| trap(
+        http::http_headers(c)
+    ));
     log::add_to_linker(l, asynchronous)?;
     Ok(())
 }
