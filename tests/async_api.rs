@@ -366,3 +366,34 @@ fn sync_host_functions_see_the_deadline() {
     let left = remaining.lock().unwrap().expect("a timeout was set");
     assert!(left <= Duration::from_millis(200));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_a_call_future_leaves_the_plugin_usable() {
+    let manifest = Manifest::new([Wasm::data(pdk("faults"))]);
+    let compiled = compile_async(manifest, vec![]);
+    let mut plugin = AsyncPlugin::new(&compiled).unwrap();
+    // Abandoned while the guest loops (at one of its yields).
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(50),
+        plugin.call::<&str, &[u8]>("loop_forever", ""),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    let out: String = plugin.call("count_calls", "").await.unwrap();
+    assert_eq!(out, "1");
+
+    // Abandoned while it awaits a host function.
+    let compiled = compile_async(
+        host_fns(None),
+        vec![async_reflect(Duration::ZERO), host_context_fn()],
+    );
+    let mut plugin = AsyncPlugin::new(&compiled).unwrap();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(50),
+        plugin.call::<&str, &[u8]>("roundtrip", "slow"),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    let out: String = plugin.call("roundtrip", "next call").await.unwrap();
+    assert_eq!(out, "next call");
+}
