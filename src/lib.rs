@@ -12,6 +12,10 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
+//! Async hosts use [`AsyncPlugin`] ([`PluginBuilder::build_async`]), whose calls are `Send`
+//! futures and whose host functions may be async ([`Function::new_async`]); see the README's
+//! "Async" section.
+//!
 //! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
 //! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
 
