@@ -56,6 +56,8 @@ pub(crate) struct Compiled {
     pub fuel: Option<u64>,
     /// Plugins start with HTTP response headers visible to the guest.
     pub http_response_headers: bool,
+    /// Every instance records a sampling profile (profile.rs).
+    pub profile: Option<crate::ProfileOptions>,
 }
 
 impl Compiled {
@@ -92,6 +94,7 @@ pub(crate) struct CompileOptions<'a> {
     pub cache_dir: Option<PathBuf>,
     pub http_response_headers: bool,
     pub engine: EngineKey,
+    pub profile: Option<crate::ProfileOptions>,
 }
 
 impl CompiledPlugin {
@@ -203,8 +206,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     for f in &opts.functions {
         f.add_to_linker(&mut linker, &runtime.engine)?;
     }
+    // A profiled plugin resolves imports per store, where its host functions are wrapped.
     let main_pre = match modules.last() {
-        Some(main) if main.module.kernel.is_some() => {
+        Some(main) if main.module.kernel.is_some() && opts.profile.is_none() => {
             linker.instantiate_pre(&main.module.module).ok()
         }
         _ => None,
@@ -234,6 +238,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             wasi: opts.wasi,
             fuel: opts.fuel,
             http_response_headers: opts.http_response_headers,
+            profile: opts.profile,
         }),
     })
 }

@@ -49,6 +49,8 @@ pub(crate) struct PluginState {
     pub interrupt: Arc<InterruptState>,
     /// When the running call must stop (`timeout_ms`).
     pub deadline: Option<Instant>,
+    /// The sampling profiler's recorder, for plugins built with one (profile.rs).
+    pub profile: Option<Box<crate::profile::Recorder>>,
 }
 
 impl PluginState {
@@ -85,6 +87,7 @@ impl PluginState {
             memory,
             interrupt,
             deadline: None,
+            profile: None,
         }
     }
 
