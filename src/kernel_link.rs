@@ -413,9 +413,9 @@ fn names(
     gr: &mut GuestRemap,
     kr: &KernelRemap,
 ) -> wasm_encoder::NameSection {
-    let reader = |(offset, data): &(usize, Vec<u8>)| {
+    fn reader((offset, data): &(usize, Vec<u8>)) -> wasmparser::NameSectionReader<'_> {
         wasmparser::NameSectionReader::new(BinaryReader::new(data, *offset))
-    };
+    }
     let mut functions: Vec<(u32, String)> = kernel_function_names()
         .iter()
         .enumerate()
@@ -463,7 +463,9 @@ fn names(
                     wasmparser::Name::Module { .. } | wasmparser::Name::Function(_) => {}
                     wasmparser::Name::Local(map) => section.locals(&indirect_names(map, gr)?),
                     wasmparser::Name::Label(map) => section.labels(&indirect_names(map, gr)?),
-                    other => reencode::utils::parse_custom_name_subsection(gr, &mut section, other)?,
+                    other => {
+                        reencode::utils::parse_custom_name_subsection(gr, &mut section, other)?
+                    }
                 }
             }
             Ok(())
@@ -559,7 +561,6 @@ pub(crate) fn kernel_function_names() -> &'static [String] {
         names
     })
 }
-
 
 /// Adds one module's sections (`is_guest`: the guest, whose kernel imports are dropped and
 /// whose custom sections are kept; otherwise the kernel).

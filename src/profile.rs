@@ -30,7 +30,7 @@ use crate::plugin_state::PluginState;
 
 /// Frames captured per sample at most (a profiling engine's `wasm_backtrace_max_frames`);
 /// deeper stacks are cut at their root end, under a `[truncated]` frame.
-pub(crate) const MAX_FRAMES: usize = 1024;
+pub(crate) const MAX_FRAMES: usize = 512;
 
 /// How a plugin is profiled ([`crate::PluginBuilder::with_profiler`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +139,7 @@ impl Recorder {
         kernel: Option<Module>,
     ) -> Recorder {
         let main = modules.len().saturating_sub(1);
-        let name = modules
-            .last()
-            .map(|(n, _)| n.clone())
-            .unwrap_or_default();
+        let name = modules.last().map(|(n, _)| n.clone()).unwrap_or_default();
         let mut labels: Vec<ModuleLabel> = modules
             .into_iter()
             .enumerate()
@@ -595,4 +592,3 @@ impl Format {
         }
     }
 }
-
