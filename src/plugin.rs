@@ -501,7 +501,7 @@ impl Plugin {
         if let Some(trap) = find::<wasmtime::Trap>(&err) {
             return Err((anyhow!("{trap}"), 134));
         }
-        Err((err, -1))
+        Err((crate::profile::without_backtrace(err), -1))
     }
 
     /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
@@ -632,7 +632,10 @@ fn step_error(e: anyhow::Error) -> (anyhow::Error, i32) {
     if let Some(wasmtime::Trap::OutOfFuel) = find::<wasmtime::Trap>(&e) {
         return (anyhow!("plugin ran out of fuel"), -1);
     }
-    (e, -1)
+    if find::<Interrupted>(&e).is_some() || find::<OutOfMemory>(&e).is_some() {
+        return (e, -1);
+    }
+    (crate::profile::without_backtrace(e), -1)
 }
 
 fn init_error(e: anyhow::Error) -> anyhow::Error {

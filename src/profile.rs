@@ -320,6 +320,29 @@ pub(crate) fn wrap_host(
     Extern::Func(wrapped)
 }
 
+/// `err` without the wasm backtraces a profiling engine attaches to errors leaving wasm (it
+/// captures stacks for samples, and with them for errors), so that a profiled plugin's errors
+/// read as an unprofiled plugin's. Errors of other plugins carry none and are returned as
+/// they are; a rebuilt error keeps every message of the chain, but not the types.
+pub(crate) fn without_backtrace(err: anyhow::Error) -> anyhow::Error {
+    let Some(backtrace) = err.downcast_ref::<WasmBacktrace>().map(|b| b.to_string()) else {
+        return err;
+    };
+    let messages: Vec<String> = err
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|m| *m != backtrace)
+        .collect();
+    let mut rebuilt: Option<anyhow::Error> = None;
+    for message in messages.into_iter().rev() {
+        rebuilt = Some(match rebuilt {
+            None => anyhow::Error::msg(message),
+            Some(inner) => inner.context(message),
+        });
+    }
+    rebuilt.unwrap_or(err)
+}
+
 /// The thread that advances an engine's epoch every interval while a profiled call runs.
 struct Clock {
     shared: Arc<ClockShared>,

@@ -289,3 +289,25 @@ fn plugins_built_without_a_profiler_have_no_profile() {
     let err = plugin.take_profile().unwrap_err();
     assert!(err.to_string().contains("with_profiler"), "{err}");
 }
+
+#[test]
+fn errors_read_the_same_with_a_profiler() {
+    let wat = br#"(module
+        (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+        (func (export "bad") (result i32) (drop (call $config_get (i64.const 123456))) (i32.const 0))
+        (func (export "trap") (result i32) unreachable))"#;
+    let mut plain = Plugin::new(&wat[..], [], false).unwrap();
+    let mut profiled = PluginBuilder::new(&wat[..])
+        .with_profiler(ProfileOptions::default())
+        .build()
+        .unwrap();
+    for function in ["bad", "trap"] {
+        let outcome = |p: &mut Plugin| {
+            let (e, rc) = p
+                .call_get_error_code::<&str, &[u8]>(function, "")
+                .unwrap_err();
+            (format!("{e:#}"), rc)
+        };
+        assert_eq!(outcome(&mut plain), outcome(&mut profiled), "{function}");
+    }
+}
