@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates docs/flamegraph.svg, the flame graph shown in README ("Profiling"): 200 calls of
-# the bundled count_vowels plugin on 256 KiB of text, sampled every 250 µs.
+# Regenerates docs/flamegraph.svg, the flame graph shown in README ("Profiling"): a call of the
+# bundled testdata/wat/profile.wat plugin's `run`, whose `hot` loop is called by `three_parts`
+# with three times the work of `one_part`, sampled every 250 µs.
 #   scripts/flamegraph.sh [OUT.svg|OUT.json]   (default docs/flamegraph.svg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs/flamegraph.svg}
-input=$(mktemp)
-trap 'rm -f "$input"' EXIT
-# Deterministic text: the sentence repeated to 256 KiB.
-yes "The quick brown fox jumps over the lazy dog." | head -c 262144 > "$input"
-cargo run --locked -q --release -- call testdata/rust/wasm/count_vowels.wasm count_vowels \
-  --input-file "$input" --loop 200 --profile "$out" --profile-interval 250us > /dev/null
+cargo run --locked -q -- call testdata/wat/profile.wat run --loop 3 \
+  --profile "$out" --profile-interval 250us > /dev/null
 echo "wrote $out"

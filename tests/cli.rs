@@ -1518,7 +1518,7 @@ fn profile_json_is_a_firefox_profile() {
     let env = Env::new();
     let out = env.path("run.json");
     env.cmd()
-        .args(["-q", "call", &profile_wat(), "quick"])
+        .args(["-q", "call", &profile_wat(), "run"])
         .args(["--profile", &out.display().to_string()])
         .assert()
         .success()
