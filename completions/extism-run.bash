@@ -79,7 +79,7 @@ _extism__run() {
             return 0
             ;;
         extism__subcmd__run__subcmd__call)
-            opts="-m -i -v -q -h --manifest --link --input --stdin --input-file --allow-path --allow-host --timeout --memory-max --http-response-max --var-max --config --set-config --wasi --fuel --enable-http-response-headers --loop --stats --state --no-cache --log-level --no-wasi-output --verbose --quiet --help"
+            opts="-m -i -v -q -h --manifest --link --input --stdin --input-file --allow-path --allow-host --timeout --memory-max --http-response-max --var-max --config --set-config --wasi --fuel --enable-http-response-headers --loop --stats --state --profile --profile-interval --no-cache --log-level --no-wasi-output --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,6 +142,14 @@ _extism__run() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -359,7 +367,7 @@ _extism__run() {
             return 0
             ;;
         extism__subcmd__run__subcmd__log)
-            opts="-m -i -v -q -h --manifest --link --input --stdin --input-file --allow-path --allow-host --timeout --memory-max --http-response-max --var-max --config --set-config --wasi --fuel --enable-http-response-headers --loop --stats --state --no-cache --level --format --output --verbose --quiet --help"
+            opts="-m -i -v -q -h --manifest --link --input --stdin --input-file --allow-path --allow-host --timeout --memory-max --http-response-max --var-max --config --set-config --wasi --fuel --enable-http-response-headers --loop --stats --state --profile --profile-interval --no-cache --level --format --output --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,6 +430,14 @@ _extism__run() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,8 @@ complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l set-confi
 complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l fuel -d 'Stop a call after N units of fuel (about N wasm instructions)' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l loop -d 'Call the function N times on one plugin instance; each output is then followed by a newline' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l state -d 'Restore the plugin\'s vars from FILE before the first call and save them after the last (a missing FILE starts empty; an interrupted run leaves FILE as it was)' -r -F
+complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l profile -d 'Write a sampling profile of the calls to FILE: a flame graph for FILE.svg (opens in a browser), a Firefox Profiler profile for FILE.json. Every --loop call goes into one profile, also when a call times out or Ctrl-C stops it' -r -F
+complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l profile-interval -d 'How often --profile samples the stack: 1ms, 250us, 0.5ms, 1s [default: 1ms]' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand call" -l log-level -d 'Print the plugin\'s log messages at LEVEL and above on stderr [default: error, none with -q]' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -102,6 +104,8 @@ complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l set-config
 complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l fuel -d 'Stop a call after N units of fuel (about N wasm instructions)' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l loop -d 'Call the function N times on one plugin instance; each output is then followed by a newline' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l state -d 'Restore the plugin\'s vars from FILE before the first call and save them after the last (a missing FILE starts empty; an interrupted run leaves FILE as it was)' -r -F
+complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l profile -d 'Write a sampling profile of the calls to FILE: a flame graph for FILE.svg (opens in a browser), a Firefox Profiler profile for FILE.json. Every --loop call goes into one profile, also when a call times out or Ctrl-C stops it' -r -F
+complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l profile-interval -d 'How often --profile samples the stack: 1ms, 250us, 0.5ms, 1s [default: 1ms]' -r
 complete -c extism-run -n "__fish_extism_run_using_subcommand log" -l level -d 'Print log lines at LEVEL and above' -r -f -a "trace\t''
 debug\t''
 info\t''

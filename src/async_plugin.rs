@@ -54,6 +54,12 @@ impl<'a> PluginBuilder<'a> {
     /// [`PluginBuilder::compile`], it may be shared by any number of async plugins.
     pub fn compile_async(self) -> Result<CompiledPlugin> {
         let mut options = self.into_options()?;
+        // The profiler times host functions with synchronous wrappers (profile.rs), which an
+        // async store cannot call.
+        anyhow::ensure!(
+            options.profile.is_none(),
+            "PluginBuilder::with_profiler applies to sync plugins only; async plugins cannot be profiled"
+        );
         options.asynchronous = true;
         crate::compiled::compile(options)
     }

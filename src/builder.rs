@@ -103,6 +103,7 @@ pub struct PluginBuilder<'a> {
     debug: DebugOptions,
     engine: EngineKey,
     http_response_headers: bool,
+    profile: Option<crate::ProfileOptions>,
 }
 
 impl<'a> PluginBuilder<'a> {
@@ -116,6 +117,7 @@ impl<'a> PluginBuilder<'a> {
             cache: CacheSetting::from_env(),
             debug: DebugOptions::default(),
             http_response_headers: false,
+            profile: None,
             engine: EngineKey::default(),
         }
     }
@@ -300,6 +302,26 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
+    /// Records a sampling profile of every call (see [`crate::Profile`]): each plugin
+    /// instance collects samples until [`Plugin::take_profile`] hands them out. Profiled
+    /// plugins use an engine of their own, which captures whole stacks, and their host
+    /// functions are wrapped to be timed; plugins built without this pay nothing.
+    ///
+    /// ```
+    /// use extism::{PluginBuilder, ProfileOptions};
+    /// let mut plugin = PluginBuilder::new(&br#"(module (func (export "run")))"#[..])
+    ///     .with_profiler(ProfileOptions::default().with_interval(std::time::Duration::from_micros(500)))
+    ///     .build()?;
+    /// plugin.call::<&str, &[u8]>("run", "")?;
+    /// let flame_graph = plugin.take_profile()?.collapsed();
+    /// # let _ = flame_graph;
+    /// # Ok::<(), extism::Error>(())
+    /// ```
+    pub fn with_profiler(mut self, options: crate::ProfileOptions) -> Self {
+        self.profile = Some(options);
+        self
+    }
+
     pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
         Ok(CompileOptions {
             manifest: self.source.into_manifest()?,
@@ -315,9 +337,11 @@ impl<'a> PluginBuilder<'a> {
                 profiler: Profiler(self.debug.profiling_strategy),
                 debug_info: self.debug.debug_info,
                 coredump: self.debug.coredump.is_some(),
+                sampling: self.profile.is_some(),
                 ..self.engine
             },
             dumps: Dumps::from(&self.debug),
+            profile: self.profile,
         })
     }
 

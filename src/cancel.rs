@@ -110,8 +110,14 @@ impl CancelHandle {
     }
 }
 
-/// The epoch-deadline callback installed in every store.
-pub(crate) fn on_epoch(ctx: StoreContextMut<'_, PluginState>) -> wasmtime::Result<UpdateDeadline> {
+/// The epoch-deadline callback installed in every store. A profiled store takes a sample
+/// first (profile.rs); the interruption checks are the same either way.
+pub(crate) fn on_epoch(
+    mut ctx: StoreContextMut<'_, PluginState>,
+) -> wasmtime::Result<UpdateDeadline> {
+    if ctx.data().profile.is_some() {
+        crate::profile::sample(&mut ctx);
+    }
     let state = ctx.data();
     match state.interrupt.check(state.deadline) {
         Some(why) => Err(wasmtime::Error::new(why)),

@@ -62,6 +62,8 @@ pub(crate) struct Compiled {
     /// Compiled for [`crate::AsyncPlugin`]: the linker holds async host functions, so stores
     /// take wasmtime's async entry points (fiber.rs).
     pub asynchronous: bool,
+    /// Every instance records a sampling profile (profile.rs).
+    pub profile: Option<crate::ProfileOptions>,
 }
 
 impl Compiled {
@@ -101,6 +103,7 @@ pub(crate) struct CompileOptions<'a> {
     pub dumps: Dumps,
     /// For [`crate::AsyncPlugin`] (async_plugin.rs).
     pub asynchronous: bool,
+    pub profile: Option<crate::ProfileOptions>,
 }
 
 impl CompiledPlugin {
@@ -215,8 +218,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     for f in &opts.functions {
         f.add_to_linker(&mut linker, &runtime.engine, opts.asynchronous)?;
     }
+    // A profiled plugin resolves imports per store, where its host functions are wrapped.
     let main_pre = match modules.last() {
-        Some(main) if main.module.kernel.is_some() => {
+        Some(main) if main.module.kernel.is_some() && opts.profile.is_none() => {
             linker.instantiate_pre(&main.module.module).ok()
         }
         _ => None,
@@ -248,6 +252,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             http_response_headers: opts.http_response_headers,
             dumps: opts.dumps,
             asynchronous: opts.asynchronous,
+            profile: opts.profile,
         }),
     })
 }

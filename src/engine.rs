@@ -92,6 +92,8 @@ pub(crate) struct EngineKey {
     pub debug_info: bool,
     /// Traps carry a core dump (`DebugOptions::coredump`).
     pub coredump: bool,
+    /// Stacks are captured whole for the sampling profiler (`PluginBuilder::with_profiler`).
+    pub sampling: bool,
     /// A wasmtime configuration given by the host (`PluginBuilder::with_wasmtime_config`).
     pub custom: Option<CustomConfig>,
 }
@@ -232,7 +234,12 @@ impl Runtime {
             .wasm_multi_memory(true)
             // Errors then carry the trap or host-function reason itself rather than a
             // backtrace header; nothing depends on backtrace text (spec/guest-abi.md §11.3).
-            .wasm_backtrace_max_frames(None)
+            .wasm_backtrace_max_frames(
+                // The sampling profiler reads stacks through backtraces (profile.rs).
+                key.sampling
+                    .then(|| std::num::NonZeroUsize::new(crate::profile::MAX_FRAMES))
+                    .flatten(),
+            )
             // The proposals upstream enables, so the same guests load.
             .wasm_tail_call(true)
             .wasm_function_references(true)

@@ -12,7 +12,10 @@
 //! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
 //!   rest of the runtime hides from callers ([`is_private`]);
 //! - exports the guest's start function as [`START`] instead of running it while
-//!   instantiating.
+//!   instantiating;
+//! - rebuilds the `name` section: the guest's names follow its functions to their new
+//!   indices, and the kernel's functions are named `[kernel] NAME` ([`kernel_function_names`]),
+//!   so backtraces and profiles name every frame.
 //!
 //! One instance per plugin then holds guest and kernel, so creating a plugin sets up one
 //! instance instead of two, and guest memories keep copy-on-write initialisation (wasmtime only
@@ -340,6 +343,8 @@ struct Sections {
     data: Option<wasm_encoder::DataSection>,
     /// Custom sections, encoded, in their original order (placed at the end).
     custom: Vec<u8>,
+    /// The guest's `name` section: (offset of its data in the guest, data).
+    guest_names: Option<(usize, Vec<u8>)>,
 }
 
 type ReResult<T = ()> = Result<T, reencode::Error<&'static str>>;
@@ -392,10 +397,169 @@ fn assemble(
     if let Some(d) = &s.data {
         module.section(d);
     }
+    module.section(&names(s.guest_names.as_ref(), gr, kr));
     let mut bytes = module.finish();
     // Custom sections may follow the last section.
     bytes.extend_from_slice(&s.custom);
     Ok(bytes)
+}
+
+/// The linked module's `name` section: the guest's subsections with function indices moved
+/// (names of removed kernel imports dropped), and the kernel's function names added. A guest
+/// subsection that does not parse ends the guest's part (names are only a help); the kernel's
+/// names are always there.
+fn names(
+    guest: Option<&(usize, Vec<u8>)>,
+    gr: &mut GuestRemap,
+    kr: &KernelRemap,
+) -> wasm_encoder::NameSection {
+    fn reader((offset, data): &(usize, Vec<u8>)) -> wasmparser::NameSectionReader<'_> {
+        wasmparser::NameSectionReader::new(BinaryReader::new(data, *offset))
+    }
+    let mut functions: Vec<(u32, String)> = kernel_function_names()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (kr.functions + i as u32, name.clone()))
+        .collect();
+    let mut module = None;
+    // Subsections must come in order of id: module and functions first, the rest after.
+    if let Some(guest) = guest {
+        let first = (|| -> ReResult {
+            for sub in reader(guest) {
+                match sub? {
+                    wasmparser::Name::Module { name, .. } => module = Some(name.to_string()),
+                    wasmparser::Name::Function(map) => {
+                        for naming in map {
+                            let naming = naming?;
+                            if let Some(index) = gr.named_function(naming.index) {
+                                functions.push((index, naming.name.to_string()));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = first {
+            tracing::debug!("the guest's function names are left out: {e}");
+        }
+    }
+    let mut section = wasm_encoder::NameSection::new();
+    if let Some(module) = &module {
+        section.module(module);
+    }
+    functions.sort_by_key(|(index, _)| *index);
+    functions.dedup_by_key(|(index, _)| *index);
+    let mut map = wasm_encoder::NameMap::new();
+    for (index, name) in &functions {
+        map.append(*index, name);
+    }
+    section.functions(&map);
+    if let Some(guest) = guest {
+        let rest = (|| -> ReResult {
+            for sub in reader(guest) {
+                match sub? {
+                    wasmparser::Name::Module { .. } | wasmparser::Name::Function(_) => {}
+                    wasmparser::Name::Local(map) => section.locals(&indirect_names(map, gr)?),
+                    wasmparser::Name::Label(map) => section.labels(&indirect_names(map, gr)?),
+                    other => {
+                        reencode::utils::parse_custom_name_subsection(gr, &mut section, other)?
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = rest {
+            tracing::debug!("part of the guest's name section is left out: {e}");
+        }
+    }
+    section
+}
+
+/// A guest name map keyed by function index (locals, labels), moved to the linked indices.
+fn indirect_names(
+    map: wasmparser::IndirectNameMap<'_>,
+    gr: &mut GuestRemap,
+) -> ReResult<wasm_encoder::IndirectNameMap> {
+    let mut moved = wasm_encoder::IndirectNameMap::new();
+    for naming in map {
+        let naming = naming?;
+        let Some(index) = gr.named_function(naming.index) else {
+            continue;
+        };
+        let mut names = wasm_encoder::NameMap::new();
+        for name in naming.names {
+            let name = name?;
+            names.append(name.index, name.name);
+        }
+        moved.append(index, &names);
+    }
+    Ok(moved)
+}
+
+/// Names of the kernel's functions by index, as the linked module's name section gives them:
+/// `[kernel] ` and the kernel's own name for it (kernel.wat), else the export name guests
+/// import (`free`), else its runtime export name.
+pub(crate) fn kernel_function_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let Ok(Some(k)) = scan(KERNEL_WASM) else {
+            return Vec::new();
+        };
+        let count = k.defined_types.len();
+        let mut public: Vec<Option<String>> = vec![None; count];
+        let mut runtime: Vec<Option<String>> = vec![None; count];
+        for (name, kind, index) in &k.exports {
+            if !matches!(kind, ExternalKind::Func | ExternalKind::FuncExact) {
+                continue;
+            }
+            let Some(slot) = (index.checked_sub(k.imported_functions)).map(|i| i as usize) else {
+                continue;
+            };
+            let slots = match name.strip_prefix("extism-run:") {
+                Some(_) => &mut runtime,
+                None => &mut public,
+            };
+            if let Some(s) = slots.get_mut(slot) {
+                s.get_or_insert_with(|| name.clone());
+            }
+        }
+        let mut own: Vec<Option<String>> = vec![None; count];
+        for payload in Parser::new(0).parse_all(KERNEL_WASM) {
+            let Ok(Payload::CustomSection(section)) = payload else {
+                continue;
+            };
+            let wasmparser::KnownCustom::Name(reader) = section.as_known() else {
+                continue;
+            };
+            for sub in reader.into_iter().flatten() {
+                if let wasmparser::Name::Function(map) = sub {
+                    for naming in map.into_iter().flatten() {
+                        let slot = naming.index.checked_sub(k.imported_functions);
+                        if let Some(s) = slot.and_then(|i| own.get_mut(i as usize)) {
+                            *s = Some(naming.name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let mut names: Vec<String> = Vec::with_capacity(count);
+        for i in 0..count {
+            let base = own[i]
+                .clone()
+                .or_else(|| public[i].clone())
+                .or_else(|| runtime[i].clone())
+                .unwrap_or_else(|| format!("function {i}"));
+            let mut name = format!("[kernel] {base}");
+            // The `alloc` export wraps the allocator of the same name: keep frames apart.
+            if names.contains(&name) {
+                name.push_str(" (export)");
+            }
+            names.push(name);
+        }
+        names
+    })
 }
 
 /// Adds one module's sections (`is_guest`: the guest, whose kernel imports are dropped and
@@ -452,6 +616,9 @@ fn add_module(
                 r.parse_code_section(&mut s.code, reader)?;
             }
             Payload::CodeSectionEntry(_) => {}
+            Payload::CustomSection(section) if is_guest && section.name() == "name" => {
+                s.guest_names = Some((section.data_offset(), section.data().to_vec()));
+            }
             Payload::CustomSection(section) => {
                 if is_guest {
                     let mut scratch = wasm_encoder::Module::new();
@@ -511,6 +678,19 @@ fn within(index: u32, limit: u32, what: &'static str) -> ReResult<u32> {
     match index < limit {
         true => Ok(index),
         false => Err(reencode::Error::UserError(what)),
+    }
+}
+
+impl GuestRemap {
+    /// Where a guest function's name goes in the linked module: `None` for a kernel import
+    /// (the kernel function it became is named as the kernel's) or an index out of range.
+    fn named_function(&mut self, func: u32) -> Option<u32> {
+        let kept_imports = self.imported_functions - self.removed;
+        match self.function_index(func) {
+            Ok(index) if func < self.imported_functions && index >= kept_imports => None,
+            Ok(index) => Some(index),
+            Err(_) => None,
+        }
     }
 }
 

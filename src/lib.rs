@@ -54,6 +54,7 @@ pub mod manifest;
 mod plugin;
 mod plugin_state;
 mod pool;
+mod profile;
 pub mod sdk;
 mod timer;
 pub mod wasi;
@@ -77,6 +78,7 @@ pub use logging::set_log_callback;
 pub use manifest::{HttpRequest, Manifest, ManifestExt, MemoryOptions, Wasm, WasmMetadata};
 pub use plugin::{GuestError, Plugin};
 pub use pool::{Pool, PoolBuilder, PoolPlugin};
+pub use profile::{Profile, ProfileOptions};
 pub use uuid::Uuid;
 
 /// The import module of the kernel and the runtime's host functions.

@@ -91,6 +91,7 @@ struct Carried {
     id: uuid::Uuid,
     config: std::collections::BTreeMap<String, String>,
     headers_enabled: bool,
+    profile: Option<Box<crate::profile::Recorder>>,
 }
 
 impl Plugin {
@@ -128,6 +129,7 @@ impl Plugin {
             id,
             config: compiled.manifest.config.clone(),
             headers_enabled: compiled.http_response_headers,
+            profile: recorder(&compiled)?,
         };
         let Setup {
             store,
@@ -169,6 +171,18 @@ impl Plugin {
     /// Fuel the latest call's export used (`None` without a fuel limit or before a call).
     pub fn fuel_consumed(&self) -> Option<u64> {
         self.fuel_consumed
+    }
+
+    /// The profile recorded since the plugin was created or since the previous call of this
+    /// method, for plugins built with [`crate::PluginBuilder::with_profiler`]; recording
+    /// goes on. A call that failed (a timeout, say) is in it up to where it stopped.
+    pub fn take_profile(&mut self) -> Result<crate::Profile> {
+        match self.store.data_mut().profile.as_mut() {
+            Some(recorder) => Ok(recorder.take()),
+            None => Err(anyhow!(
+                "the plugin records no profile: build it with PluginBuilder::with_profiler"
+            )),
+        }
     }
 
     /// A handle that cancels this plugin's running call from any thread.
@@ -320,6 +334,9 @@ impl Plugin {
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         tracing::debug!(plugin = %self.id(), input_bytes = input.len(), "call to {name} started");
         self.output = (0, 0);
+        if let Some(recorder) = self.store.data_mut().profile.as_mut() {
+            recorder.begin();
+        }
         started
     }
 
@@ -331,6 +348,9 @@ impl Plugin {
         result: &Result<i32, (anyhow::Error, i32)>,
         started: Option<Instant>,
     ) {
+        if let Some(recorder) = self.store.data_mut().profile.as_mut() {
+            recorder.end();
+        }
         if result.is_err() {
             let memory = self.kernel.as_ref().map(|k| k.memory);
             let id = self.id().to_string();
@@ -552,7 +572,7 @@ impl Plugin {
         if let Some(trap) = find::<wasmtime::Trap>(&err) {
             return Err((anyhow!("{trap}"), 134));
         }
-        Err((err, -1))
+        Err((crate::profile::without_backtrace(err), -1))
     }
 
     /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
@@ -636,11 +656,12 @@ impl Plugin {
 
     /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
     fn rebuild_store(&mut self) -> Result<()> {
-        let data = self.store.data();
+        let data = self.store.data_mut();
         let carried = Carried {
             id: data.id,
             config: data.config.clone(),
             headers_enabled: data.http.headers_enabled,
+            profile: data.profile.take(),
         };
         let setup = setup(&self.compiled, carried, self.cancel.state.clone())?;
         self.store = setup.store;
@@ -657,6 +678,29 @@ impl Plugin {
     }
 }
 
+/// A recorder for each instance of a profiled plugin: its modules by manifest name, and the
+/// kernel when it is an instance of its own.
+fn recorder(compiled: &Compiled) -> Result<Option<Box<crate::profile::Recorder>>> {
+    let Some(options) = compiled.profile else {
+        return Ok(None);
+    };
+    let modules = compiled
+        .modules
+        .iter()
+        .map(|m| (m.name.clone(), m.module.module.clone()))
+        .collect();
+    let kernel = match compiled.main().module.kernel {
+        Some(_) => None,
+        None => Some(compiled.runtime.kernel()?.0.module().clone()),
+    };
+    Ok(Some(Box::new(crate::profile::Recorder::new(
+        options,
+        &compiled.runtime.engine,
+        modules,
+        kernel,
+    ))))
+}
+
 /// The kernel, which exists from the first call on.
 fn present(kernel: &Option<Kernel>) -> Result<&Kernel> {
     kernel
@@ -669,7 +713,10 @@ fn step_error(e: anyhow::Error) -> (anyhow::Error, i32) {
     if let Some(wasmtime::Trap::OutOfFuel) = find::<wasmtime::Trap>(&e) {
         return (anyhow!("plugin ran out of fuel"), -1);
     }
-    (e, -1)
+    if find::<Interrupted>(&e).is_some() || find::<OutOfMemory>(&e).is_some() {
+        return (e, -1);
+    }
+    (crate::profile::without_backtrace(e), -1)
 }
 
 fn init_error(e: anyhow::Error) -> anyhow::Error {
@@ -720,6 +767,7 @@ fn setup(
     );
     let asynchronous = compiled.asynchronous;
     let mut store = Store::new(&compiled.runtime.engine, state);
+    store.data_mut().profile = carried.profile;
     store.limiter(|s| &mut s.memory);
     if asynchronous {
         store.epoch_deadline_callback(cancel::on_epoch_yielding);
@@ -826,18 +874,26 @@ fn resolve_imports(
                 import.name()
             )
         };
-        let ext = match source {
-            ImportSource::Kernel(index) => {
-                kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
-            }
-            ImportSource::Linker => compiled
-                .linker
-                .get(&mut *store, import.module(), import.name())
-                .ok(),
-            ImportSource::Module(pos) => instances[*pos]
-                .as_ref()
-                .and_then(|i| i.get_export(&mut *store, import.name())),
-        };
+        let ext =
+            match source {
+                ImportSource::Kernel(index) => {
+                    kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
+                }
+                ImportSource::Linker => {
+                    let ext = compiled
+                        .linker
+                        .get(&mut *store, import.module(), import.name());
+                    match ext {
+                        Ok(ext) if store.data().profile.is_some() => Some(
+                            crate::profile::wrap_host(store, import.module(), import.name(), ext),
+                        ),
+                        ext => ext.ok(),
+                    }
+                }
+                ImportSource::Module(pos) => instances[*pos]
+                    .as_ref()
+                    .and_then(|i| i.get_export(&mut *store, import.name())),
+            };
         externs.push(ext.ok_or_else(missing)?);
     }
     Ok(externs)

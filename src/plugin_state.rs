@@ -52,6 +52,8 @@ pub(crate) struct PluginState {
     pub interrupt: Arc<InterruptState>,
     /// When the running call must stop (`timeout_ms`).
     pub deadline: Option<Instant>,
+    /// The sampling profiler's recorder, for plugins built with one (profile.rs).
+    pub profile: Option<Box<crate::profile::Recorder>>,
 }
 
 impl PluginState {
@@ -88,6 +90,7 @@ impl PluginState {
             memory,
             interrupt,
             deadline: None,
+            profile: None,
         }
     }
 

@@ -1559,3 +1559,127 @@ fn committed_completions_and_man_pages_are_current() {
         }
     }
 }
+
+// ---- --profile ----
+
+fn profile_wat() -> String {
+    format!("{}/testdata/wat/profile.wat", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Frame names in a flame graph SVG (the `<title>` of each frame, without its figures).
+fn svg_frames(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&text, options).expect("well-formed SVG");
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "title")
+        .filter_map(|n| n.text())
+        .map(|t| t.split(" (").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn profile_writes_a_flame_graph_of_every_loop_call() {
+    let env = Env::new();
+    let out = env.path("run.svg");
+    env.cmd()
+        .args(["call", &profile_wat(), "host_and_kernel", "--loop", "3"])
+        .args([
+            "--profile",
+            &out.display().to_string(),
+            "--profile-interval",
+            "200us",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("profile: ").and(predicate::str::contains("run.svg")));
+    let frames = svg_frames(&out);
+    for frame in ["host_and_kernel", "[host] config_get", "[kernel] free"] {
+        assert!(frames.iter().any(|f| f == frame), "{frame} in {frames:?}");
+    }
+}
+
+#[test]
+fn profile_json_is_a_firefox_profile() {
+    let env = Env::new();
+    let out = env.path("run.json");
+    env.cmd()
+        .args(["-q", "call", &profile_wat(), "run"])
+        .args(["--profile", &out.display().to_string()])
+        .assert()
+        .success()
+        .stderr("");
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    let strings = v["threads"][0]["stringArray"].as_array().unwrap();
+    assert!(strings.iter().any(|s| s == "hot"), "{strings:?}");
+}
+
+#[test]
+fn profile_is_written_for_a_timed_out_call_and_a_multi_module_plugin() {
+    let env = Env::new();
+    let out = env.path("timeout.svg");
+    env.cmd()
+        .args(["call", &profile_wat(), "forever", "--timeout", "300"])
+        .args([
+            "--link",
+            &format!("other={}", env.write("other.wat", "(module)")),
+        ])
+        .args(["--profile", &out.display().to_string()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: forever: timeout: timed out after 300 ms",
+        ));
+    assert!(svg_frames(&out).iter().any(|f| f == "forever"));
+}
+
+#[test]
+fn profile_is_written_after_ctrl_c() {
+    let env = Env::new();
+    let out = env.path("interrupted.svg");
+    let mut cmd = env.process();
+    cmd.args(["-v", "call", &profile_wat(), "forever"])
+        .args(["--profile", &out.display().to_string()]);
+    let (mut child, rx) = spawn_watching_stderr(cmd);
+    wait_for_line(&rx, "call to forever started");
+    interrupt(&child);
+    assert_eq!(
+        exit_code_within(&mut child, Duration::from_secs(30)),
+        Some(130)
+    );
+    assert!(svg_frames(&out).iter().any(|f| f == "forever"));
+}
+
+#[test]
+fn profile_flags_are_checked_before_anything_runs() {
+    let env = Env::new();
+    env.cmd()
+        .args(["call", &profile_wat(), "quick", "--profile", "out.txt"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "name it .svg (flame graph) or .json",
+        ));
+    env.cmd()
+        .args([
+            "call",
+            &profile_wat(),
+            "quick",
+            "--profile",
+            "a.svg",
+            "--profile-interval",
+            "5",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("give a unit"));
+    env.cmd()
+        .args(["call", &profile_wat(), "quick", "--profile-interval", "1ms"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--profile"));
+    assert!(!Path::new("out.txt").exists() && !Path::new("a.svg").exists());
+}

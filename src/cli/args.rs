@@ -253,6 +253,16 @@ pub struct CallOptions {
     /// (a missing FILE starts empty; an interrupted run leaves FILE as it was)
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+
+    /// Write a sampling profile of the calls to FILE: a flame graph for FILE.svg (opens in a
+    /// browser), a Firefox Profiler profile for FILE.json. Every --loop call goes into one
+    /// profile, also when a call times out or Ctrl-C stops it
+    #[arg(long, value_name = "FILE", value_parser = parse_profile_path)]
+    pub profile: Option<PathBuf>,
+
+    /// How often --profile samples the stack: 1ms, 250us, 0.5ms, 1s [default: 1ms]
+    #[arg(long, value_name = "DURATION", requires = "profile", value_parser = parse_interval)]
+    pub profile_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -388,6 +398,36 @@ fn parse_link(s: &str) -> Result<(String, String), String> {
         return Err("expected NAME=PATH, or a PATH with a file name".to_string());
     }
     Ok((name, path.to_string()))
+}
+
+/// A profile's file name, whose extension chooses the format.
+fn parse_profile_path(s: &str) -> Result<PathBuf, String> {
+    extism::Profile::check_path(s).map_err(|e| e.to_string())?;
+    Ok(PathBuf::from(s))
+}
+
+/// A duration with its unit: `250us`, `1ms`, `0.5ms`, `1s`; between 10 µs and 10 s.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let scale = match unit.trim() {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "" => return Err("give a unit: us, ms or s (for example 1ms)".into()),
+        other => return Err(format!("unknown unit `{other}`: use us, ms or s")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a number with a unit, such as 1ms, not `{s}`"))?;
+    let secs = value * scale;
+    if !(1e-5..=10.0).contains(&secs) {
+        return Err("the interval must be between 10us and 10s".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// A byte count, or -1 for no limit (upstream's default value, which scripts pass).

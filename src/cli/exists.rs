@@ -19,6 +19,7 @@ pub fn run(args: ExistsArgs, ui: &Ui) -> Result {
         wasi: false,
         fuel: None,
         cache_dir: cache::for_compiling(&args.cache),
+        profile: None,
     };
     let compiled = source::compile(manifest, modules, options, &args.source.plugin, ui)?;
     let missing: Vec<&String> = args

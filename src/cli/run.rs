@@ -67,6 +67,17 @@ pub fn run(args: &RunArgs, ui: &Ui, mut output: Output) -> Result {
     }
     interrupt::cancel_on_interrupt(&plugin);
     let result = call_repeatedly(&mut plugin, args, &input, &limits, ui, &mut output);
+    if let Some(path) = &args.call.profile {
+        // Also after a failed or interrupted call: the profile shows what ran.
+        let profile = plugin.take_profile()?;
+        profile.write(path)?;
+        ui.note(format_args!(
+            "profile: {} samples ({:.1} ms) written to {}",
+            profile.sample_count(),
+            profile.sampled_time().as_secs_f64() * 1000.0,
+            path.display()
+        ));
+    }
     if interrupt::interrupted() || matches!(result, Err(Failure::Interrupted { .. })) {
         // The interrupted call may have left the vars half-updated: the state file stays.
         return Err(Failure::Interrupted {
@@ -92,6 +103,13 @@ fn load(args: &RunArgs, ui: &Ui) -> anyhow::Result<(Plugin, Limits)> {
         wasi: args.call.wasi,
         fuel: args.call.fuel,
         cache_dir: cache::for_compiling(&args.cache),
+        profile: args.call.profile.as_ref().map(|_| {
+            let options = extism::ProfileOptions::default();
+            match args.call.profile_interval {
+                Some(interval) => options.with_interval(interval),
+                None => options,
+            }
+        }),
     };
     let compiled = source::compile(manifest, modules, options, &args.source.plugin, ui)?;
     let mut plugin = Plugin::new_from_compiled(&compiled)

@@ -110,6 +110,7 @@ pub struct Options {
     pub wasi: bool,
     pub fuel: Option<u64>,
     pub cache_dir: Option<PathBuf>,
+    pub profile: Option<extism::ProfileOptions>,
 }
 
 /// Compiles resolved modules under a spinner naming `label`. The manifest's sources are
@@ -131,6 +132,9 @@ pub fn compile(
         .with_cache_dir(options.cache_dir);
     if let Some(fuel) = options.fuel {
         builder = builder.with_fuel_limit(fuel);
+    }
+    if let Some(profile) = options.profile {
+        builder = builder.with_profiler(profile);
     }
     let spinner = ui.spinner(format!("compiling {label}"));
     let compiled = builder.compile();
