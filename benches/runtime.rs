@@ -128,13 +128,62 @@ fn calls(c: &mut Criterion) {
     }
 }
 
+/// What host calls add over the guest's own work: each export of `host_calls.wat` makes 1000
+/// calls, `baseline` of a local function; subtract its time and divide by 1000.
+fn host_calls(c: &mut Criterion) {
+    let path = format!("{}/testdata/wat/host_calls.wat", env!("CARGO_MANIFEST_DIR"));
+    let wasm = wat::parse_file(&path).unwrap();
+    let noop = Function::new("noop", [], [PTR], UserData::new(()), |_, _, outputs, _| {
+        outputs[0] = extism::Val::I64(0);
+        Ok(())
+    });
+    let mut plugin = Plugin::new(&wasm, [noop], false).unwrap();
+    let mut g = c.benchmark_group("host_call");
+    for export in ["baseline", "user_noop", "config_get", "var_get"] {
+        g.bench_function(BenchmarkId::new(export, "x1000"), |b| {
+            b.iter(|| plugin.call::<&[u8], &[u8]>(export, b"").unwrap().len())
+        });
+    }
+    g.finish();
+}
+
+/// The choices for the module cache's content key (engine.rs): SHA-256 over the bytes (what
+/// the disk cache keys files by), or a fast hash to find the candidate plus a full comparison
+/// with its bytes (what the in-process cache does).
+fn content_key(c: &mut Criterion) {
+    let mut g = c.benchmark_group("content_key");
+    for (label, size) in [("20 KB", 20_000), ("2 MB", 2_000_000)] {
+        let bytes: Vec<u8> = (0..size as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let cached = bytes.clone();
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(BenchmarkId::new("sha256", label), |b| {
+            b.iter(|| <sha2::Sha256 as sha2::Digest>::digest(black_box(&bytes)))
+        });
+        let state = foldhash::quality::RandomState::default();
+        g.bench_function(BenchmarkId::new("foldhash + compare", label), |b| {
+            b.iter(|| {
+                let hash = std::hash::BuildHasher::hash_one(&state, black_box(&bytes[..]));
+                (hash, black_box(&bytes[..]) == black_box(&cached[..]))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn creation(c: &mut Criterion) {
     let count_vowels = wasm("count_vowels.wasm");
+    let count_vowels_debug = wasm("count_vowels_debug.wasm");
     let wasi_stdout = wasm("wasi_stdout.wasm");
     let mut g = c.benchmark_group("new");
     drop(Plugin::new(&count_vowels, [], false).unwrap());
     g.bench_function("from the same bytes again", |b| {
         b.iter(|| Plugin::new(black_box(&count_vowels), [], false).unwrap())
+    });
+    drop(Plugin::new(&count_vowels_debug, [], false).unwrap());
+    g.bench_function("from the same bytes again, 4.7 MB debug build", |b| {
+        b.iter(|| Plugin::new(black_box(&count_vowels_debug), [], false).unwrap())
     });
     drop(Plugin::new(&wasi_stdout, [], true).unwrap());
     g.bench_function("from the same bytes again, WASI", |b| {
@@ -154,5 +203,5 @@ fn creation(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, calls, creation);
+criterion_group!(benches, calls, host_calls, content_key, creation);
 criterion_main!(benches);

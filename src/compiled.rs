@@ -20,7 +20,7 @@ use crate::{
     host::HOST_FUNCTIONS,
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
     kernel_link,
-    manifest::{DownloadProgress, Manifest, ManifestExt},
+    manifest::{DownloadProgress, Manifest, ManifestExt, Wasm},
     plugin_state::{Permissions, PluginState},
 };
 
@@ -145,7 +145,8 @@ impl CompiledPlugin {
         Arc::ptr_eq(&self.inner.main().module, &other.inner.main().module)
     }
 
-    /// The manifest this plugin was compiled from.
+    /// The manifest this plugin was compiled from. Module bytes given inline (`data`) are not
+    /// kept: such entries read as empty (their name and hash stay).
     pub fn manifest(&self) -> &Manifest {
         &self.inner.manifest
     }
@@ -233,7 +234,14 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         fuel = ?opts.fuel,
         "plugin compiled"
     );
-    let manifest = opts.manifest;
+    let mut manifest = opts.manifest;
+    // The module cache keeps one copy of the bytes per distinct module; a copy in each
+    // compiled plugin would be one per plugin made from bytes.
+    for wasm in &mut manifest.wasm {
+        if let Wasm::Data { data, .. } = wasm {
+            *data = Vec::new();
+        }
+    }
     let permissions = Arc::new(Permissions {
         max_var_bytes: manifest.max_var_bytes(),
         max_http_response_bytes: manifest.max_http_response_bytes(),

@@ -6,7 +6,7 @@
 //! duration of one host call and is only ever lent out (`&mut CurrentPlugin`); it never
 //! outlives the wasmtime `Caller` it wraps.
 
-use std::{any::Any, collections::BTreeMap, time::Duration};
+use std::{any::Any, collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{Caller, Val};
@@ -34,7 +34,7 @@ pub struct CurrentPlugin {
     /// for why that is sound): upstream's type has no lifetime parameter, and host functions
     /// name it as plain `&mut CurrentPlugin`.
     caller: Caller<'static, PluginState>,
-    kernel: Kernel,
+    kernel: Arc<Kernel>,
 }
 
 impl CurrentPlugin {
@@ -100,7 +100,8 @@ impl CurrentPlugin {
         &mut self.caller.data_mut().vars
     }
 
-    /// The manifest the plugin was created from.
+    /// The manifest the plugin was created from (inline module bytes read as empty, see
+    /// [`crate::CompiledPlugin::manifest`]).
     pub fn manifest(&self) -> &Manifest {
         &self.state().manifest
     }

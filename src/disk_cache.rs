@@ -14,8 +14,8 @@
 //! deserialised before the whole file checks out: magic, format version, the engine fingerprint
 //! (this crate's version and `Engine::precompile_compatibility_hash`, which covers the wasmtime
 //! version and every code-generation setting), the cache key of the module bytes the file was
-//! compiled from (their SHA-256, domain-separated for the kernel-linked form: engine.rs
-//! `cache_key`), and the length and SHA-256 of the serialised code. A file failing any check
+//! compiled from (their SHA-256, domain-separated for the kernel-linked form: [`cache_key`]),
+//! and the length and SHA-256 of the serialised code. A file failing any check
 //! is recompiled and replaced, never used. Files are written to a temporary file in the same
 //! directory and renamed into place, so a reader never sees a partial file and concurrent
 //! writers of one entry are harmless.
@@ -30,7 +30,7 @@
 //! | 8 | magic `XRUNCWSM` |
 //! | 4 | format version (2) |
 //! | 32 | engine fingerprint |
-//! | 32 | cache key of the module bytes (`engine::cache_key`) |
+//! | 32 | cache key of the module bytes ([`cache_key`]) |
 //! | 8 | length of the serialised code |
 //! | 32 | SHA-256 of the serialised code |
 //! | n | the serialised code (`Module::serialize`) |
@@ -48,7 +48,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
 use crate::{
-    engine::{cache_key, CachedModule, Runtime},
+    engine::{CachedModule, Runtime},
     manifest::hex,
 };
 
@@ -164,10 +164,10 @@ pub(crate) fn compile(
     bytes: &[u8],
     link_kernel: bool,
 ) -> Result<Arc<CachedModule>> {
-    let key = cache_key(bytes, link_kernel);
-    if let Some(found) = runtime.lookup(&key) {
+    if let Some(found) = runtime.lookup(bytes, link_kernel) {
         return Ok(found);
     }
+    let key = cache_key(bytes, link_kernel);
     let fingerprint = fingerprint(&runtime.engine);
     let path = dir.join(file_name(&key, &fingerprint));
     match read(&path, &fingerprint, &key) {
@@ -177,7 +177,7 @@ pub(crate) fn compile(
             match unsafe { Module::deserialize(&runtime.engine, &code) } {
                 Ok(module) => {
                     tracing::debug!("using cached module {}", path.display());
-                    return Ok(runtime.insert(CachedModule::new(module, key)));
+                    return Ok(runtime.insert(CachedModule::new(module, bytes, link_kernel)));
                 }
                 Err(e) => tracing::debug!(
                     "cannot load cached module {}: {e}; recompiling",
@@ -194,6 +194,18 @@ pub(crate) fn compile(
         Err(e) => tracing::warn!("cannot save compiled module to {}: {e:#}", path.display()),
     }
     Ok(compiled)
+}
+
+/// The on-disk key of the module compiled from `bytes`: their SHA-256, or for the
+/// kernel-linked form the SHA-256 of the bytes behind a domain prefix, so the two forms never
+/// share a file and distinct bytes never share code. Only computed when the disk cache is on.
+fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    if link_kernel {
+        hash.update(b"extism-run kernel-linked module\0");
+    }
+    hash.update(bytes);
+    hash.finalize().into()
 }
 
 /// What [`clear`] removed.

@@ -2,13 +2,15 @@
 //!
 //! One `Engine` per distinct configuration ([`EngineKey`]: fuel metering, debug options, a
 //! host's wasmtime config), created on first use and kept for the life of the process (or,
-//! for a host's own wasmtime config, while plugins compiled with it exist); the kernel is compiled once per engine, when a
-//! plugin first needs it as a module of its own; plugin modules are shared in-process by the
-//! SHA-256 of their bytes (and whether the kernel is linked into them, kernel_link.rs), so a
-//! second plugin made from the same bytes never compiles again. The cache holds modules weakly, plus the most recently used ones strongly
-//! (bounded by count and code size): hosts that create, call and free a plugin from the same
-//! bytes over and over compile once, and code nobody used lately is freed. This module never
-//! instantiates anything.
+//! for a host's own wasmtime config, while plugins compiled with it exist); the kernel is
+//! compiled once per engine, when a plugin first needs it as a module of its own; plugin
+//! modules are shared in-process by their bytes (and whether the kernel is linked into them,
+//! kernel_link.rs), so a second plugin made from the same bytes never compiles again. Lookups
+//! find candidates by a fast keyed hash and then compare the bytes in full with the copy each
+//! cached module keeps, so different bytes never share code, whatever their hash. The cache
+//! holds modules weakly, plus the most recently used ones strongly (bounded by count and code
+//! size): hosts that create, call and free a plugin from the same bytes over and over compile
+//! once, and code nobody used lately is freed. This module never instantiates anything.
 
 use std::{
     borrow::Cow,
@@ -21,7 +23,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
 use crate::{
@@ -36,7 +37,10 @@ pub(crate) struct Runtime {
     /// The kernel as a module of its own, pre-linked (it imports nothing), compiled on first
     /// use: only plugins of several modules instantiate it ([`Runtime::kernel`]).
     kernel: OnceLock<(InstancePre<PluginState>, KernelExports)>,
-    modules: Mutex<HashMap<[u8; 32], Weak<CachedModule>>>,
+    /// Compiled modules by [`Runtime::content_hash`] of their bytes; several when hashes collide.
+    modules: Mutex<HashMap<u64, Vec<Weak<CachedModule>>>>,
+    /// Keys the content hash (random per engine, so nobody can aim collisions at it).
+    hasher: foldhash::quality::RandomState,
     /// Recently used modules, least recent first, kept alive after their last plugin is gone.
     recent: Mutex<Vec<Arc<CachedModule>>>,
 }
@@ -46,10 +50,13 @@ const RECENT_MODULES: usize = 16;
 /// ... and at most this much compiled code (the last module used is always kept).
 const RECENT_CODE_BYTES: usize = 64 << 20;
 
-/// A compiled module and its cache key ([`cache_key`]).
+/// A compiled module and the bytes it was compiled from (one copy per distinct module, shared
+/// by every plugin using it): lookups compare them in full.
 pub(crate) struct CachedModule {
     pub module: Module,
-    pub key: [u8; 32],
+    source: Box<[u8]>,
+    /// Compiled for a plugin of one module, with the kernel linked in if that worked.
+    link_kernel: bool,
     /// Where the module exports the kernel when the kernel is linked into it (kernel_link.rs):
     /// then no separate kernel instance is needed. Only linked modules export these names:
     /// other modules using them are refused when compiled.
@@ -57,26 +64,20 @@ pub(crate) struct CachedModule {
 }
 
 impl CachedModule {
-    pub fn new(module: Module, key: [u8; 32]) -> CachedModule {
+    /// `module`, compiled from `source` for [`Runtime::compile`]'s `link_kernel`.
+    pub fn new(module: Module, source: &[u8], link_kernel: bool) -> CachedModule {
         let kernel = KernelExports::find(&module, kernel_link::EXPORT_PREFIX);
         CachedModule {
             module,
-            key,
+            source: source.into(),
+            link_kernel,
             kernel,
         }
     }
-}
 
-/// The key of the module compiled from `bytes`: their SHA-256, or for the kernel-linked form
-/// the SHA-256 of the bytes behind a domain prefix, so the two forms never share an entry and
-/// distinct bytes never share code.
-pub(crate) fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    if link_kernel {
-        hash.update(b"extism-run kernel-linked module\0");
+    fn is(&self, bytes: &[u8], link_kernel: bool) -> bool {
+        self.link_kernel == link_kernel && *self.source == *bytes
     }
-    hash.update(bytes);
-    hash.finalize().into()
 }
 
 /// What sets one engine apart from another: plugins whose keys are equal share an engine,
@@ -263,6 +264,7 @@ impl Runtime {
             engine,
             kernel: OnceLock::new(),
             modules: Mutex::new(HashMap::new()),
+            hasher: Default::default(),
             recent: Mutex::new(Vec::new()),
         })
     }
@@ -287,10 +289,8 @@ impl Runtime {
     /// Compiles `bytes` (binary or text), with the kernel linked in when `link_kernel`, or
     /// returns the module already compiled from identical bytes in that form.
     pub fn compile(&self, bytes: &[u8], link_kernel: bool) -> Result<Arc<CachedModule>> {
-        let key = cache_key(bytes, link_kernel);
-        if let Some(found) = self.lookup(&key) {
+        if let Some(found) = self.lookup(bytes, link_kernel) {
             tracing::debug!(
-                key = %crate::manifest::hex(&key[..8]),
                 "module of {} bytes found in the engine's cache",
                 bytes.len()
             );
@@ -318,9 +318,8 @@ impl Runtime {
         if let Some(e) = link_error {
             tracing::warn!("the kernel could not be linked into the module: {e}");
         }
-        let cached = CachedModule::new(module, key);
+        let cached = CachedModule::new(module, bytes, link_kernel);
         tracing::debug!(
-            key = %crate::manifest::hex(&key[..8]),
             kernel_linked = cached.kernel.is_some(),
             elapsed = ?started.elapsed(),
             "compiled a module of {} bytes",
@@ -337,27 +336,49 @@ impl Runtime {
         Ok(module)
     }
 
-    /// Registers a module obtained elsewhere (for example deserialised from a disk cache)
-    /// under its cache key.
+    /// Where modules compiled from `bytes` are filed. Only finds candidates: equal hashes
+    /// say nothing until the bytes compare equal.
+    fn content_hash(&self, bytes: &[u8]) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, bytes)
+    }
+
+    /// Registers a module obtained elsewhere (for example deserialised from a disk cache),
+    /// or returns the one already registered for the same bytes.
     pub fn insert(&self, cached: CachedModule) -> Arc<CachedModule> {
+        let hash = self.content_hash(&cached.source);
         let mut map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = map.get(&cached.key).and_then(Weak::upgrade) {
+        let existing = map.get(&hash).and_then(|candidates| {
+            candidates
+                .iter()
+                .filter_map(Weak::upgrade)
+                .find(|m| m.is(&cached.source, cached.link_kernel))
+        });
+        if let Some(existing) = existing {
             drop(map);
             self.touch(&existing);
             return existing;
         }
-        map.retain(|_, weak| weak.strong_count() > 0);
-        let key = cached.key;
+        map.retain(|_, candidates| {
+            candidates.retain(|weak| weak.strong_count() > 0);
+            !candidates.is_empty()
+        });
         let arc = Arc::new(cached);
-        map.insert(key, Arc::downgrade(&arc));
+        map.entry(hash).or_default().push(Arc::downgrade(&arc));
         drop(map);
         self.touch(&arc);
         arc
     }
 
-    pub fn lookup(&self, key: &[u8; 32]) -> Option<Arc<CachedModule>> {
+    /// The module compiled from exactly `bytes` in the form `link_kernel`, if it is cached.
+    pub fn lookup(&self, bytes: &[u8], link_kernel: bool) -> Option<Arc<CachedModule>> {
+        let hash = self.content_hash(bytes);
         let map = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        let found = map.get(key).and_then(Weak::upgrade);
+        let found = map.get(&hash).and_then(|candidates| {
+            candidates
+                .iter()
+                .filter_map(Weak::upgrade)
+                .find(|m| m.is(bytes, link_kernel))
+        });
         drop(map);
         if let Some(m) = &found {
             self.touch(m);

@@ -115,7 +115,8 @@ impl KernelExports {
     }
 }
 
-/// A kernel inside one store. Cheap to copy; only valid with that store.
+/// A kernel inside one store; only valid with that store. Cloning it counts every typed
+/// handle's function type, engine-wide: the store keeps one behind an `Arc`.
 #[derive(Clone)]
 pub(crate) struct Kernel {
     /// The instance exporting the kernel (the kernel's own, or a kernel-linked main module).

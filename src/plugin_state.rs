@@ -36,7 +36,9 @@ pub(crate) struct PluginState {
     pub id: uuid::Uuid,
     /// `id` formatted once, for log events.
     pub id_text: Arc<str>,
-    kernel: Option<Kernel>,
+    /// Behind an `Arc` of this store's own, so a host call takes it with one uncontended
+    /// count instead of cloning the typed handles (whose types are counted engine-wide).
+    kernel: Option<Arc<Kernel>>,
     pub config: BTreeMap<String, String>,
     pub vars: BTreeMap<String, Vec<u8>>,
     pub permissions: Arc<Permissions>,
@@ -95,14 +97,14 @@ impl PluginState {
     }
 
     /// The kernel of this store. Present from the moment the store is set up.
-    pub fn kernel(&self) -> Result<Kernel> {
+    pub fn kernel(&self) -> Result<Arc<Kernel>> {
         self.kernel
             .clone()
             .ok_or_else(|| anyhow!("the plugin's kernel is not instantiated"))
     }
 
     pub fn set_kernel(&mut self, kernel: Kernel) {
-        self.kernel = Some(kernel);
+        self.kernel = Some(Arc::new(kernel));
     }
 
     pub fn wasi(&mut self) -> &mut WasiP1Ctx {

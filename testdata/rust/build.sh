@@ -49,3 +49,9 @@ copy() {
 }
 copy "$TARGET_UNKNOWN" "${PLUGINS_UNKNOWN[@]}"
 copy "$TARGET_WASI" "${PLUGINS_WASI[@]}"
+
+# count_vowels once more as a debug build (no optimisation, DWARF and other custom sections):
+# the size of plugins as many users ship them, for benchmarks (benches/).
+cargo build --locked --target "$TARGET_UNKNOWN" -p count_vowels
+install -m 644 "target/$TARGET_UNKNOWN/debug/count_vowels.wasm" wasm/count_vowels_debug.wasm
+echo "wrote testdata/rust/wasm/count_vowels_debug.wasm ($(wc -c <wasm/count_vowels_debug.wasm) bytes, $TARGET_UNKNOWN, debug)"

@@ -64,6 +64,7 @@ fn main() {
     let echo = wasm("echo.wasm");
     let host_fns = wasm("host_fns.wasm");
     let wasi_stdout = wasm("wasi_stdout.wasm");
+    let count_vowels_debug = wasm("count_vowels_debug.wasm");
 
     let mut rows: Vec<Row> = Vec::new();
     let want = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
@@ -94,6 +95,14 @@ fn main() {
             c"count_vowels",
             text13.clone(),
             None,
+            None,
+        ),
+        (
+            "call latency: count_vowels (config + vars), 13 B, 4.7 MB debug build",
+            count_vowels_debug,
+            c"count_vowels",
+            text13.clone(),
+            Some("≤ 0.15"),
             None,
         ),
         (
@@ -194,6 +203,12 @@ fn main() {
         (
             "new plugin from the same bytes again (count_vowels)",
             count_vowels,
+            false,
+            Some("≤ 0.1"),
+        ),
+        (
+            "new plugin from the same bytes again (count_vowels, 4.7 MB debug build)",
+            count_vowels_debug,
             false,
             Some("≤ 0.1"),
         ),
@@ -482,6 +497,67 @@ struct Live {
 }
 
 fn live_rows(opts: &Options) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let workloads = [
+        (
+            "count_vowels.wasm",
+            "compiled",
+            "create from compiled + first call",
+            true,
+        ),
+        (
+            "count_vowels_debug.wasm",
+            "bytes",
+            "4.7 MB debug build, create from bytes + first call",
+            false,
+        ),
+    ];
+    for (plugin, mode, label, all) in workloads {
+        let results = live_runs(opts, plugin, mode);
+        let n = opts.live;
+        let med = |i: usize, f: fn(&Live) -> f64| {
+            median(&mut results[i].iter().map(f).collect::<Vec<_>>())
+        };
+        rows.push(Row {
+            name: format!("{n} live plugins ({label}): create, per plugin"),
+            unit: Unit::Time,
+            ours: med(0, |l| l.create_s) / n as f64,
+            upstream: med(1, |l| l.create_s) / n as f64,
+            target: None,
+            bytes: None,
+        });
+        if all {
+            rows.push(Row {
+                name: format!("{n} live plugins ({label}): free them all, per plugin"),
+                unit: Unit::Time,
+                ours: med(0, |l| l.free_s) / n as f64,
+                upstream: med(1, |l| l.free_s) / n as f64,
+                target: None,
+                bytes: None,
+            });
+        }
+        rows.push(Row {
+            name: format!("{n} live plugins ({label}): RSS per plugin"),
+            unit: Unit::Bytes,
+            ours: med(0, |l| l.rss_per_plugin),
+            upstream: med(1, |l| l.rss_per_plugin),
+            target: Some(if all { "≤ 0.5" } else { "≤ 0.3" }.into()),
+            bytes: None,
+        });
+        rows.push(Row {
+            name: format!("{n} live plugins ({label}): memory still held after freeing them"),
+            unit: Unit::Bytes,
+            ours: med(0, |l| l.rss_held),
+            upstream: med(1, |l| l.rss_held),
+            target: Some("≤ 8 MiB".into()),
+            bytes: None,
+        });
+    }
+    rows
+}
+
+/// The live child's figures for each library (ours, upstream), one per round.
+fn live_runs(opts: &Options, plugin: &str, mode: &str) -> [Vec<Live>; 2] {
     let exe = std::env::current_exe().expect("current_exe");
     let libs = [&opts.ours, &opts.upstream];
     let mut results: [Vec<Live>; 2] = [Vec::new(), Vec::new()];
@@ -489,7 +565,7 @@ fn live_rows(opts: &Options) -> Vec<Row> {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let out = Command::new(&exe)
-                .args(["live", libs[i], &opts.live.to_string()])
+                .args(["live", libs[i], &opts.live.to_string(), plugin, mode])
                 .output()
                 .expect("running the live child");
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -512,46 +588,14 @@ fn live_rows(opts: &Options) -> Vec<Row> {
                 rss_per_plugin: field("rss_per_plugin"),
                 rss_held: field("rss_held"),
             });
-            eprintln!("live {}: {}", ["ours", "upstream"][i], stdout.trim());
+            eprintln!(
+                "live {} {plugin} {mode}: {}",
+                ["ours", "upstream"][i],
+                stdout.trim()
+            );
         }
     }
-    let n = opts.live;
-    let med =
-        |i: usize, f: fn(&Live) -> f64| median(&mut results[i].iter().map(f).collect::<Vec<_>>());
-    vec![
-        Row {
-            name: format!("{n} live plugins: create from compiled + first call, per plugin"),
-            unit: Unit::Time,
-            ours: med(0, |l| l.create_s) / n as f64,
-            upstream: med(1, |l| l.create_s) / n as f64,
-            target: None,
-            bytes: None,
-        },
-        Row {
-            name: format!("{n} live plugins: free them all, per plugin"),
-            unit: Unit::Time,
-            ours: med(0, |l| l.free_s) / n as f64,
-            upstream: med(1, |l| l.free_s) / n as f64,
-            target: None,
-            bytes: None,
-        },
-        Row {
-            name: format!("{n} live plugins: RSS per plugin"),
-            unit: Unit::Bytes,
-            ours: med(0, |l| l.rss_per_plugin),
-            upstream: med(1, |l| l.rss_per_plugin),
-            target: Some("≤ 0.5".into()),
-            bytes: None,
-        },
-        Row {
-            name: format!("{n} live plugins: memory still held after freeing them"),
-            unit: Unit::Bytes,
-            ours: med(0, |l| l.rss_held),
-            upstream: med(1, |l| l.rss_held),
-            target: Some("≤ 8 MiB".into()),
-            bytes: None,
-        },
-    ]
+    results
 }
 
 fn rss_bytes() -> f64 {
@@ -570,14 +614,17 @@ unsafe fn libc_page_size() -> i64 {
     unsafe { sysconf(30) }
 }
 
-/// `live LIB N`: compiles count_vowels once, then creates N plugins from it and calls each
-/// once (so every plugin is fully instantiated), then frees them all. Prints the creation
-/// time and resident memory per plugin and still held after freeing.
+/// `live LIB N PLUGIN MODE`: compiles PLUGIN (a file of testdata/rust/wasm/ exporting
+/// `count_vowels_no_vars`) once, then creates N plugins, from the compiled plugin (MODE
+/// `compiled`) or from the bytes (`bytes`, as `extism_plugin_new` does), and calls each once
+/// (so every plugin is fully instantiated), then frees them all. Prints the creation time and
+/// resident memory per plugin and still held after freeing.
 fn live_child(args: &[String]) {
     let lib: &str = Box::leak(args[0].clone().into_boxed_str());
     let n: usize = args[1].parse().expect("count");
+    let from_bytes = args[3] == "bytes";
     let root = &repo_root();
-    let wasm = std::fs::read(root.join("testdata/rust/wasm/count_vowels.wasm")).unwrap();
+    let wasm = std::fs::read(root.join("testdata/rust/wasm").join(&args[2])).unwrap();
     let api = Api::load("lib", lib);
     let input = b"Hello, world!";
     let t = Instant::now();
@@ -591,7 +638,10 @@ fn live_child(args: &[String]) {
     let start = Instant::now();
     let plugins: Vec<Plugin> = (0..n)
         .map(|_| {
-            let p = api.plugin_from_compiled(compiled);
+            let p = match from_bytes {
+                true => api.plugin_new(&wasm, &[], false),
+                false => api.plugin_from_compiled(compiled),
+            };
             api.call(p, c"count_vowels_no_vars", input);
             p
         })
