@@ -98,6 +98,7 @@ pub struct PluginBuilder<'a> {
     wasi: bool,
     functions: Vec<Function>,
     fuel: Option<u64>,
+    initialization_fuel: Option<u64>,
     progress: Option<DownloadProgress<'a>>,
     cache: CacheSetting,
     debug: DebugOptions,
@@ -112,6 +113,7 @@ impl<'a> PluginBuilder<'a> {
             wasi: false,
             functions: Vec::new(),
             fuel: None,
+            initialization_fuel: None,
             progress: None,
             cache: CacheSetting::from_env(),
             debug: DebugOptions::default(),
@@ -190,9 +192,22 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
-    /// Limits every call to `fuel` units of wasm execution.
+    /// Limits every call to `fuel` units of wasm execution. Unless
+    /// [`Self::with_initialization_fuel_limit`] sets another budget, the plugin's
+    /// initialisation gets the same amount, apart from the call's.
     pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// Gives the plugin's initialisation `fuel` units of wasm execution instead of the call
+    /// limit: instantiating its modules, their start functions and the language runtime's
+    /// initialisers (`_initialize`, `__wasm_call_ctors`, `hs_init`), which run at creation
+    /// (support modules) and before the first call (the main module). The call's own budget
+    /// is refilled after initialisation. Needs [`Self::with_fuel_limit`]: without one,
+    /// [`Self::compile`]/[`Self::build`] fail.
+    pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
+        self.initialization_fuel = Some(fuel);
         self
     }
 
@@ -301,11 +316,17 @@ impl<'a> PluginBuilder<'a> {
     }
 
     pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
+        if self.initialization_fuel.is_some() && self.fuel.is_none() {
+            anyhow::bail!(
+                "an initialization fuel limit needs a call fuel limit (PluginBuilder::with_fuel_limit)"
+            );
+        }
         Ok(CompileOptions {
             manifest: self.source.into_manifest()?,
             functions: self.functions,
             wasi: self.wasi,
             fuel: self.fuel,
+            initialization_fuel: self.initialization_fuel.or(self.fuel),
             progress: self.progress,
             cache_dir: self.cache.dir()?,
             http_response_headers: self.http_response_headers,

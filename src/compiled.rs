@@ -55,6 +55,8 @@ pub(crate) struct Compiled {
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
     pub fuel: Option<u64>,
+    /// Fuel for each initialisation step (the call limit unless set apart).
+    pub initialization_fuel: Option<u64>,
     /// Plugins start with HTTP response headers visible to the guest.
     pub http_response_headers: bool,
     /// Files written after failed calls (`DebugOptions`).
@@ -91,6 +93,7 @@ pub(crate) struct CompileOptions<'a> {
     pub functions: Vec<Function>,
     pub wasi: bool,
     pub fuel: Option<u64>,
+    pub initialization_fuel: Option<u64>,
     pub progress: Option<DownloadProgress<'a>>,
     pub cache_dir: Option<PathBuf>,
     pub http_response_headers: bool,
@@ -237,6 +240,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             permissions,
             wasi: opts.wasi,
             fuel: opts.fuel,
+            initialization_fuel: opts.initialization_fuel,
             http_response_headers: opts.http_response_headers,
             dumps: opts.dumps,
         }),

@@ -353,7 +353,7 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<i32, (anyhow::Error, i32)> {
-        if let Some(fuel) = self.compiled.fuel {
+        if let Some(fuel) = self.compiled.initialization_fuel {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         if self.rebuild {
@@ -364,6 +364,10 @@ impl Plugin {
             tracing::debug!(plugin = %self.id(), "instantiating the main module");
             self.instantiate_main()
                 .map_err(|e| step_error(init_error(e)))?;
+        }
+        // Initialisation is paid from its own budget, not the call's.
+        if let Some(fuel) = self.compiled.fuel {
+            self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         self.store.data_mut().host_context = host_context;
         present(&self.kernel)
@@ -579,7 +583,7 @@ impl Plugin {
         self.main = None;
         self.exports.clear();
         self.rebuild = false;
-        if let Some(fuel) = self.compiled.fuel {
+        if let Some(fuel) = self.compiled.initialization_fuel {
             self.store.set_fuel(fuel)?;
         }
         Ok(())
@@ -651,8 +655,8 @@ fn setup(
     store.limiter(|s| &mut s.memory);
     store.epoch_deadline_callback(cancel::on_epoch);
     store.set_epoch_deadline(1);
-    if let Some(fuel) = compiled.fuel {
-        // Support modules' initialisers run under the same per-call budget as a call.
+    if let Some(fuel) = compiled.initialization_fuel {
+        // Support modules' initialisers run under the initialisation budget.
         store.set_fuel(fuel)?;
     }
     let main = compiled.main();

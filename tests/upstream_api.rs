@@ -372,3 +372,40 @@ fn cache_config_and_disabled_cache() {
         .unwrap();
     assert_eq!(plugin.call::<&str, &str>("run", "d").unwrap(), "D");
 }
+
+/// `_initialize` loops 100 000 times (a few hundred thousand fuel units); `run` is almost free.
+const COSTLY_INIT: &str = r#"(module
+  (func (export "_initialize") (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 100000)))))
+  (func (export "run") (result i32) (i32.const 0)))"#;
+
+#[test]
+fn initialization_fuel_limit_is_apart_from_the_call_limit() {
+    let build = |call: u64, init: Option<u64>| {
+        let builder = PluginBuilder::new(COSTLY_INIT.as_bytes()).with_fuel_limit(call);
+        match init {
+            Some(init) => builder.with_initialization_fuel_limit(init),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    // Without an initialisation limit the call limit also bounds initialisation.
+    assert!(build(10_000, None).call::<&str, &[u8]>("run", "").is_err());
+    // A large initialisation budget does not count against a small call budget.
+    let mut plugin = build(10_000, Some(100_000_000));
+    for _ in 0..2 {
+        assert_eq!(plugin.call::<&str, &[u8]>("run", "").unwrap(), b"");
+    }
+    // A small initialisation budget stops initialisation even with a large call budget.
+    assert!(build(100_000_000, Some(10_000))
+        .call::<&str, &[u8]>("run", "")
+        .is_err());
+    // An initialisation limit without a call limit is refused.
+    assert!(PluginBuilder::new(COSTLY_INIT.as_bytes())
+        .with_initialization_fuel_limit(1_000)
+        .build()
+        .is_err());
+}
