@@ -22,8 +22,11 @@ use crate::{
 /// borrowed).
 #[derive(Debug, Clone)]
 pub enum WasmInput<'a> {
+    /// A wasm module, WAT text, or a manifest as JSON or TOML text.
     Data(Cow<'a, [u8]>),
+    /// A manifest, taken over.
     Manifest(Manifest),
+    /// A manifest, cloned when the plugin is compiled.
     ManifestRef(&'a Manifest),
 }
 
@@ -82,6 +85,8 @@ impl From<Wasm> for WasmInput<'_> {
 }
 
 impl WasmInput<'_> {
+    /// The manifest this input describes: bytes that are not manifest text become a
+    /// manifest of that one module.
     pub fn into_manifest(self) -> Result<Manifest> {
         match self {
             WasmInput::Data(bytes) => Manifest::from_bytes(&bytes),
@@ -92,6 +97,29 @@ impl WasmInput<'_> {
 }
 
 /// Builds a [`Plugin`] or a [`CompiledPlugin`].
+///
+/// ```
+/// use extism::{Manifest, PluginBuilder, UserData, Wasm, PTR};
+/// extism::host_fn!(reflect(bytes: Vec<u8>) -> Vec<u8> { Ok(bytes.into_iter().rev().collect()) });
+///
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/host_fns.wasm");
+/// let manifest = Manifest::new([Wasm::file(path)]);
+/// let builder = PluginBuilder::new(&manifest)
+///     .with_wasi(false)
+///     .with_function("host_reflect", [PTR], [PTR], UserData::new(()), reflect)
+///     .with_fuel_limit(10_000_000)
+///     .with_initialization_fuel_limit(100_000_000)
+///     .with_cache_disabled();
+/// // The builder is `Clone`: one description, several plugins.
+/// let mut plugin = builder.clone().build()?;
+/// assert_eq!(plugin.call::<&str, &str>("roundtrip", "abc")?, "cba");
+/// assert!(plugin.fuel_consumed().unwrap() > 0);
+///
+/// // Without a call limit, an initialisation limit is refused.
+/// assert!(PluginBuilder::new(&manifest).with_initialization_fuel_limit(1).build().is_err());
+/// # let _ = builder;
+/// # Ok::<(), extism::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct PluginBuilder<'a> {
     source: WasmInput<'a>,
@@ -107,6 +135,8 @@ pub struct PluginBuilder<'a> {
 }
 
 impl<'a> PluginBuilder<'a> {
+    /// Starts from wasm or WAT bytes, manifest text, or a [`Manifest`] (see [`WasmInput`]);
+    /// every option off.
     pub fn new(source: impl Into<WasmInput<'a>>) -> Self {
         PluginBuilder {
             source: source.into(),
@@ -187,6 +217,7 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
+    /// Adds host functions made with [`Function::new`].
     pub fn with_functions(mut self, f: impl IntoIterator<Item = Function>) -> Self {
         self.functions.extend(f);
         self
@@ -341,10 +372,13 @@ impl<'a> PluginBuilder<'a> {
         })
     }
 
+    /// Resolves the sources and compiles the plugin, for creating many instances
+    /// ([`Plugin::new_from_compiled`]).
     pub fn compile(self) -> Result<CompiledPlugin> {
         compiled::compile(self.into_options()?)
     }
 
+    /// Compiles the plugin and creates one instance of it.
     pub fn build(self) -> Result<Plugin> {
         Plugin::new_from_compiled(&self.compile()?)
     }

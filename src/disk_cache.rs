@@ -199,7 +199,9 @@ pub(crate) fn compile(
 /// What [`clear`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cleared {
+    /// Files removed.
     pub files: u64,
+    /// Their total size.
     pub bytes: u64,
 }
 

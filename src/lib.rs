@@ -15,6 +15,8 @@
 //! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
 //! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
 
+#![warn(missing_docs)]
+
 // Lets the `ToBytes`/`FromBytes` derives (which name `::extism::convert`) work in this crate.
 extern crate self as extism;
 

@@ -218,7 +218,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// A module source resolved to bytes, with its final name.
 #[derive(Debug, Clone)]
 pub struct ResolvedModule {
+    /// The name other modules import it by: `main` for the plugin's main module, else the
+    /// manifest's `name`.
     pub name: String,
+    /// The module's wasm or WAT bytes.
     pub bytes: Vec<u8>,
 }
 

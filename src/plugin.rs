@@ -34,6 +34,7 @@ pub struct GuestError {
 }
 
 impl GuestError {
+    /// The exact bytes the guest set.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
