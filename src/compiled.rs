@@ -73,6 +73,26 @@ impl Compiled {
 
 /// A plugin compiled once, from which any number of [`crate::Plugin`]s can be created cheaply
 /// and concurrently.
+///
+/// ```
+/// use extism::{CompiledPlugin, Plugin, PluginBuilder};
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/echo.wasm");
+/// let wasm = std::fs::read(path)?;
+/// let compiled = CompiledPlugin::new(PluginBuilder::new(&wasm).with_fuel_limit(10_000_000))?;
+/// assert!(compiled.function_exists("echo"));
+/// std::thread::scope(|s| {
+///     for i in 0..2 {
+///         let compiled = &compiled;
+///         s.spawn(move || {
+///             // Each instance has its own memory, vars and id.
+///             let mut plugin = Plugin::new_from_compiled(compiled).unwrap();
+///             let out: String = plugin.call("echo", format!("hello {i}")).unwrap();
+///             assert_eq!(out, format!("hello {i}"));
+///         });
+///     }
+/// });
+/// # Ok::<(), extism::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct CompiledPlugin {
     pub(crate) inner: Arc<Compiled>,

@@ -56,6 +56,34 @@ enum Export {
 }
 
 /// A loaded plugin, ready to call.
+///
+/// Calls take any input that implements [`ToBytes`] and convert the output with
+/// [`FromBytes`] (borrowed `&str`/`&[u8]` outputs are valid until the next call):
+///
+/// ```
+/// use extism::{convert::Json, Plugin};
+/// #[derive(serde::Deserialize)]
+/// struct Report { count: u64, total: u64 }
+///
+/// let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm"))?;
+/// let mut plugin = Plugin::new(&wasm, [], false)?;
+/// assert!(plugin.function_exists("count_vowels"));
+///
+/// let Json(report) = plugin.call::<&str, Json<Report>>("count_vowels", "aaa")?;
+/// assert_eq!((report.count, report.total), (3, 3));
+/// // Vars persist between calls of one plugin; config can be changed between calls.
+/// plugin.config_mut().insert("vowels".into(), "b".into());
+/// let Json(report) = plugin.call::<&str, Json<Report>>("count_vowels", "abba")?;
+/// assert_eq!((report.count, report.total), (2, 5));
+/// assert!(plugin.vars().contains_key("total"));
+///
+/// // Errors name what went wrong; the return code comes with `call_get_error_code`.
+/// let err = plugin.call::<&str, &str>("no_such_export", "").unwrap_err();
+/// assert!(err.to_string().contains("no_such_export"));
+/// let (_, rc) = plugin.call_get_error_code::<&str, &str>("no_such_export", "").unwrap_err();
+/// assert_eq!(rc, -1);
+/// # Ok::<(), extism::Error>(())
+/// ```
 pub struct Plugin {
     /// The plugin's id (a random UUID v4, fixed for its life), as upstream's public field.
     pub id: uuid::Uuid,
