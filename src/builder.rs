@@ -100,13 +100,17 @@ impl WasmInput<'_> {
 ///
 /// ```
 /// use extism::{Manifest, PluginBuilder, UserData, Wasm, PTR};
-/// extism::host_fn!(reflect(bytes: Vec<u8>) -> Vec<u8> { Ok(bytes.into_iter().rev().collect()) });
+/// extism::host_fn!(reflect(bytes: Vec<u8>) -> Vec<u8> {
+///     Ok(bytes.into_iter().rev().collect::<Vec<u8>>())
+/// });
+/// extism::host_fn!(context() -> String { Ok("none".to_string()) });
 ///
 /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/host_fns.wasm");
 /// let manifest = Manifest::new([Wasm::file(path)]);
 /// let builder = PluginBuilder::new(&manifest)
 ///     .with_wasi(false)
 ///     .with_function("host_reflect", [PTR], [PTR], UserData::new(()), reflect)
+///     .with_function("host_context", [], [PTR], UserData::new(()), context)
 ///     .with_fuel_limit(10_000_000)
 ///     .with_initialization_fuel_limit(100_000_000)
 ///     .with_cache_disabled();
