@@ -6,10 +6,7 @@
 //!
 //! ```
 //! use extism::{Manifest, Plugin, Wasm};
-//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm");
-//! # let _ = r#"
-//! let path = "count_vowels.wasm";
-//! # "#;
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm");
 //! let manifest = Manifest::new([Wasm::file(path)]);
 //! let mut plugin = Plugin::new(&manifest, [], false)?;
 //! let out: String = plugin.call("count_vowels", "Hello, world!")?;
