@@ -123,7 +123,7 @@ struct Carried {
 
 impl Plugin {
     /// Creates a plugin from wasm bytes, text or a manifest, with host functions and WASI on
-    /// or off.
+    /// or off (examples: [`Plugin`], [`crate::manifest`]).
     pub fn new<'a>(
         wasm: impl Into<crate::WasmInput<'a>>,
         functions: impl IntoIterator<Item = crate::Function>,
@@ -227,7 +227,7 @@ impl Plugin {
     }
 
     /// Calls `name` with `input` and converts the output. A non-zero return code without an
-    /// error message is reported as `Returned non-zero exit code: N`.
+    /// error message is reported as `Returned non-zero exit code: N`. Example: [`Plugin`].
     pub fn call<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
         &'b mut self,
         name: impl AsRef<str>,
