@@ -239,8 +239,10 @@ impl<'a> PluginBuilder<'a> {
     /// limit: instantiating its modules, their start functions and the language runtime's
     /// initialisers (`_initialize`, `__wasm_call_ctors`, `hs_init`), which run at creation
     /// (support modules) and before the first call (the main module). The call's own budget
-    /// is refilled after initialisation. Needs [`Self::with_fuel_limit`]: without one,
-    /// [`Self::compile`]/[`Self::build`] fail.
+    /// is refilled after initialisation, so initialisation never reduces it. Running out
+    /// fails the call that initialises (upstream's `build` fails instead for a reactor's
+    /// `_initialize`, which it runs at creation). Needs [`Self::with_fuel_limit`]: without
+    /// one, [`Self::compile`]/[`Self::build`] fail.
     pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
         self.initialization_fuel = Some(fuel);
         self
