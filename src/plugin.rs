@@ -4,11 +4,11 @@
 //! until that module is instantiated on the first call; before that there is nothing to
 //! reset and no output.
 //!
-//! Owns the steps of a call (`spec/guest-abi.md` §12): refill fuel, rebuild after `_start`,
-//! instantiate and initialise the main module on first use, attach the host context, reset the
-//! kernel and write the input, invoke the export under the plugin's deadline and cancel flag,
-//! then classify the outcome into a return code and error (§11.3). Every failure path leaves
-//! the plugin usable for the next call.
+//! Owns the steps of a call (`spec/guest-abi.md` §12): fill the initialisation fuel, rebuild
+//! after `_start`, instantiate and initialise the main module on first use, refill the call's
+//! fuel, attach the host context, reset the kernel and write the input, invoke the export under
+//! the plugin's deadline and cancel flag, then classify the outcome into a return code and
+//! error (§11.3). Every failure path leaves the plugin usable for the next call.
 
 use std::{any::Any, collections::HashMap, sync::Arc, time::Instant};
 
