@@ -61,6 +61,26 @@ fn calls(c: &mut Criterion) {
             })
         });
     }
+    // The same calls through the async API, each driven to completion by a current-thread
+    // tokio runtime (what one `.await` costs on top of the sync call).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut async_plugin = PluginBuilder::new(&count_vowels).build_async().unwrap();
+    for export in ["count_vowels_no_vars", "count_vowels"] {
+        g.bench_function(BenchmarkId::new(format!("async {export}"), "13 B"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let out: &[u8] = async_plugin
+                        .call(export, black_box("Hello, world!"))
+                        .await
+                        .unwrap();
+                    black_box(out.len())
+                })
+            })
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("throughput");

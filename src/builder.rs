@@ -367,6 +367,7 @@ impl<'a> PluginBuilder<'a> {
             progress: self.progress,
             cache_dir: self.cache.dir()?,
             http_response_headers: self.http_response_headers,
+            asynchronous: false,
             engine: EngineKey {
                 fuel: self.fuel.is_some(),
                 profiler: Profiler(self.debug.profiling_strategy),

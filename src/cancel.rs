@@ -20,7 +20,7 @@ use std::{
 
 use wasmtime::{Engine, StoreContextMut, UpdateDeadline};
 
-use crate::plugin_state::PluginState;
+use crate::{plugin_state::PluginState, timer::WakerSlot};
 
 /// Why wasm code was stopped from the outside. Both read as `timeout` to callers, as upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub(crate) struct InterruptState {
     running: AtomicBool,
     cancelled: AtomicBool,
     engine: Engine,
+    /// The task of an async call waiting in a host function, woken by a cancel.
+    pub waker: Arc<WakerSlot>,
 }
 
 impl InterruptState {
@@ -53,6 +55,7 @@ impl InterruptState {
             running: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             engine,
+            waker: Arc::default(),
         })
     }
 
@@ -129,6 +132,7 @@ impl CancelHandle {
     pub fn cancel(&self) -> anyhow::Result<()> {
         self.state.cancelled.store(true, Ordering::SeqCst);
         self.state.engine.increment_epoch();
+        self.state.waker.wake();
         Ok(())
     }
 }
@@ -139,5 +143,18 @@ pub(crate) fn on_epoch(ctx: StoreContextMut<'_, PluginState>) -> wasmtime::Resul
     match state.interrupt.check(state.deadline) {
         Some(why) => Err(wasmtime::Error::new(why)),
         None => Ok(UpdateDeadline::Continue(1)),
+    }
+}
+
+/// The epoch callback of async plugins: as [`on_epoch`], but a guest that is not interrupted
+/// yields to the executor (the ticker advances the epoch every `timer::SLICE` while async
+/// calls run).
+pub(crate) fn on_epoch_yielding(
+    ctx: StoreContextMut<'_, PluginState>,
+) -> wasmtime::Result<UpdateDeadline> {
+    let state = ctx.data();
+    match state.interrupt.check(state.deadline) {
+        Some(why) => Err(wasmtime::Error::new(why)),
+        None => Ok(UpdateDeadline::Yield(1)),
     }
 }

@@ -61,6 +61,9 @@ pub(crate) struct Compiled {
     pub http_response_headers: bool,
     /// Files written after failed calls (`DebugOptions`).
     pub dumps: Dumps,
+    /// Compiled for [`crate::AsyncPlugin`]: the linker holds async host functions, so stores
+    /// take wasmtime's async entry points (fiber.rs).
+    pub asynchronous: bool,
 }
 
 impl Compiled {
@@ -119,6 +122,8 @@ pub(crate) struct CompileOptions<'a> {
     pub http_response_headers: bool,
     pub engine: EngineKey,
     pub dumps: Dumps,
+    /// For [`crate::AsyncPlugin`] (async_plugin.rs).
+    pub asynchronous: bool,
 }
 
 impl CompiledPlugin {
@@ -222,13 +227,16 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
 
     let mut linker = Linker::new(&runtime.engine);
     linker.allow_shadowing(true);
-    crate::host::add_to_linker(&mut linker)?;
-    if opts.wasi {
+    crate::host::add_to_linker(&mut linker, opts.asynchronous)?;
+    if opts.wasi && opts.asynchronous {
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, PluginState::wasi)?;
+        wasmtime_wasi::p0::add_to_linker_async(&mut linker, PluginState::wasi)?;
+    } else if opts.wasi {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, PluginState::wasi)?;
         wasmtime_wasi::p0::add_to_linker_sync(&mut linker, PluginState::wasi)?;
     }
     for f in &opts.functions {
-        f.add_to_linker(&mut linker, &runtime.engine)?;
+        f.add_to_linker(&mut linker, &runtime.engine, opts.asynchronous)?;
     }
     let main_pre = match modules.last() {
         Some(main) if main.module.kernel.is_some() => {
@@ -263,6 +271,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             initialization_fuel: opts.initialization_fuel,
             http_response_headers: opts.http_response_headers,
             dumps: opts.dumps,
+            asynchronous: opts.asynchronous,
         }),
     })
 }

@@ -85,6 +85,21 @@ impl CurrentPlugin {
         f(&mut plugin)
     }
 
+    /// [`CurrentPlugin::with`] for async host functions, whose plugin lives in the host
+    /// function's future instead of a stack frame.
+    ///
+    /// # Safety
+    ///
+    /// The result must be dropped inside the future that owns `caller` (the host function's
+    /// future, which cannot outlive `'a`), and only be lent out as `&mut` borrows that end
+    /// there; then the reasoning of [`CurrentPlugin::with`] holds.
+    pub(crate) unsafe fn lend(caller: Caller<'_, PluginState>) -> Result<CurrentPlugin> {
+        let kernel = caller.data().kernel()?;
+        // SAFETY: the caller's contract; only the lifetime parameter changes, not the layout.
+        let caller: Caller<'static, PluginState> = unsafe { std::mem::transmute(caller) };
+        Ok(CurrentPlugin { caller, kernel })
+    }
+
     fn state(&self) -> &PluginState {
         self.caller.data()
     }
@@ -113,6 +128,32 @@ impl CurrentPlugin {
     /// The manifest the plugin was created from.
     pub fn manifest(&self) -> &Manifest {
         &self.state().manifest
+    }
+
+    /// True when the running call has been cancelled ([`crate::CancelHandle::cancel`]) or
+    /// has passed its deadline: the call fails with `timeout` as soon as the guest runs
+    /// again, so a host function doing slow work in steps may stop early. Cheap (two atomic
+    /// loads and, with a timeout, a clock read).
+    ///
+    /// ```
+    /// use extism::{CurrentPlugin, Val};
+    /// fn crunch(plugin: &mut CurrentPlugin, _: &[Val], _: &mut [Val]) -> Result<(), extism::Error> {
+    ///     for _chunk in 0..1000 {
+    ///         if plugin.is_interrupted() {
+    ///             // Whatever is returned, the call reports `timeout`.
+    ///             return Ok(());
+    ///         }
+    ///         // ... one bounded piece of work, e.g. at most `plugin.time_remaining()` long ...
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// Async host functions ([`crate::Function::new_async`]) need no such checks: their
+    /// future is dropped when the call is interrupted.
+    pub fn is_interrupted(&self) -> bool {
+        let state = self.state();
+        state.interrupt.check(state.deadline).is_some()
     }
 
     /// Time left before the running call times out, or `None` without a manifest timeout.

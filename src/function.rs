@@ -171,6 +171,14 @@ impl<T> UserData<T> {
 
 type Callback = dyn Fn(&mut CurrentPlugin, &[Val], &mut [Val]) -> Result<()> + Send + Sync;
 
+/// What a host function runs: a sync callback, or one returning a future (async plugins
+/// only, async_function.rs).
+#[derive(Clone)]
+pub(crate) enum Body {
+    Sync(Arc<Callback>),
+    Async(Arc<crate::async_function::AsyncCallback>),
+}
+
 /// A host function plugins can import as `namespace::name` (namespace `extism:host/user`
 /// unless set).
 ///
@@ -190,7 +198,7 @@ pub struct Function {
     namespace: Option<String>,
     params: Vec<ValType>,
     results: Vec<ValType>,
-    callback: Arc<Callback>,
+    callback: Body,
 }
 
 impl std::fmt::Debug for Function {
@@ -226,9 +234,25 @@ impl Function {
             namespace: None,
             params: params.into_iter().collect(),
             results: results.into_iter().collect(),
-            callback: Arc::new(move |plugin, inputs, outputs| {
+            callback: Body::Sync(Arc::new(move |plugin, inputs, outputs| {
                 f(plugin, inputs, outputs, user_data.clone())
-            }),
+            })),
+        }
+    }
+
+    /// A function named `name` of this signature running `body`.
+    pub(crate) fn with_body(
+        name: String,
+        params: Vec<ValType>,
+        results: Vec<ValType>,
+        body: Body,
+    ) -> Function {
+        Function {
+            name,
+            namespace: None,
+            params,
+            results,
+            callback: body,
         }
     }
 
@@ -268,46 +292,88 @@ impl Function {
         &self.results
     }
 
+    pub(crate) fn body(&self) -> &Body {
+        &self.callback
+    }
+
+    /// Defines the function in `linker`; in an async plugin's linker (`asynchronous`) as a
+    /// wasmtime async host function, also when its callback is sync, because only those may
+    /// enter the kernel again from inside a call (fiber.rs).
     pub(crate) fn add_to_linker(
         &self,
         linker: &mut Linker<PluginState>,
         engine: &Engine,
+        asynchronous: bool,
     ) -> Result<()> {
         let wasm_types = |types: &[ValType]| -> Vec<wasmtime::ValType> {
             types.iter().map(|&t| t.into()).collect()
         };
         let ty = FuncType::new(engine, wasm_types(&self.params), wasm_types(&self.results));
-        let callback = self.callback.clone();
-        let name = self.name.clone();
-        let results = wasm_types(&self.results);
-        linker.func_new(
-            self.namespace_or_default(),
-            &self.name,
-            ty,
-            move |caller, inputs, outputs| {
-                // Results the callback leaves alone read as zero of their declared type.
-                for (out, ty) in outputs.iter_mut().zip(&results) {
-                    if let Some(zero) = Val::default_for_ty(ty) {
-                        *out = zero;
-                    }
-                }
-                let result = CurrentPlugin::with(caller, |plugin| {
-                    // A panicking host function fails the call instead of unwinding into the
-                    // host.
-                    let run = AssertUnwindSafe(|| callback(plugin, inputs, outputs));
-                    match std::panic::catch_unwind(run) {
-                        Ok(result) => result,
-                        Err(panic) => Err(anyhow::anyhow!(
-                            "host function `{name}` panicked: {}",
-                            panic_message(&*panic)
-                        )),
-                    }
-                });
-                result.map_err(wasmtime::Error::from_anyhow)
-            },
-        )?;
+        let name: Arc<str> = self.name.as_str().into();
+        let results: Arc<[wasmtime::ValType]> = wasm_types(&self.results).into();
+        let module = self.namespace_or_default();
+        match (&self.callback, asynchronous) {
+            (Body::Sync(callback), false) => {
+                let callback = callback.clone();
+                linker.func_new(module, &self.name, ty, move |caller, inputs, outputs| {
+                    zero_results(outputs, &results);
+                    run_sync(caller, &name, &*callback, inputs, outputs)
+                })?;
+            }
+            (Body::Sync(callback), true) => {
+                let callback = callback.clone();
+                linker.func_new_async(module, &self.name, ty, move |caller, inputs, outputs| {
+                    let (callback, name) = (callback.clone(), name.clone());
+                    zero_results(outputs, &results);
+                    Box::new(async move { run_sync(caller, &name, &*callback, inputs, outputs) })
+                })?;
+            }
+            (Body::Async(callback), true) => {
+                crate::async_function::define(linker, module, ty, name, results, callback.clone())?
+            }
+            (Body::Async(_), false) => bail!(
+                "host function `{}` is async: build the plugin with PluginBuilder::build_async \
+                 or compile_async",
+                self.name
+            ),
+        }
         Ok(())
     }
+}
+
+/// Results the callback leaves alone read as zero of their declared type.
+pub(crate) fn zero_results(outputs: &mut [Val], types: &[wasmtime::ValType]) {
+    for (out, ty) in outputs.iter_mut().zip(types) {
+        if let Some(zero) = Val::default_for_ty(ty) {
+            *out = zero;
+        }
+    }
+}
+
+fn run_sync(
+    caller: wasmtime::Caller<'_, PluginState>,
+    name: &str,
+    callback: &Callback,
+    inputs: &[Val],
+    outputs: &mut [Val],
+) -> wasmtime::Result<()> {
+    let result = CurrentPlugin::with(caller, |plugin| {
+        // A panicking host function fails the call instead of unwinding into the host.
+        let run = AssertUnwindSafe(|| callback(plugin, inputs, outputs));
+        match std::panic::catch_unwind(run) {
+            Ok(result) => result,
+            Err(panic) => Err(panicked(name, &*panic)),
+        }
+    });
+    result.map_err(wasmtime::Error::from_anyhow)
+}
+
+/// The error a panicking host function fails its call with.
+pub(crate) fn panicked(name: &str, payload: &(dyn Any + Send)) -> anyhow::Error {
+    anyhow::anyhow!(
+        "host function `{name}` panicked: {}",
+        panic_message(payload)
+    )
 }
 
 /// The text of a panic payload, when it has one.

@@ -131,6 +131,9 @@ pub(crate) struct Kernel {
     output_length: TypedFunc<(), u64>,
     error_get: TypedFunc<(), u64>,
     error_set: TypedFunc<u64, ()>,
+    /// In an async plugin's store the kernel is entered through wasmtime's async entry
+    /// points (fiber.rs).
+    asynchronous: bool,
 }
 
 impl Kernel {
@@ -139,6 +142,7 @@ impl Kernel {
         mut store: impl AsContextMut,
         instance: Instance,
         exports: &KernelExports,
+        asynchronous: bool,
     ) -> Result<Kernel> {
         let s = &mut store;
         let Some(Extern::Memory(memory)) = instance.get_module_export(&mut *s, &exports.memory)
@@ -173,43 +177,64 @@ impl Kernel {
             output_length: func(s, i, &e.output_length)?,
             error_get: func(s, i, &e.error_get)?,
             error_set: func(s, i, &e.error_set)?,
+            asynchronous,
         })
     }
 
-    /// Allocates `n` bytes; 0 when `n == 0` or memory cannot be had.
-    pub fn alloc(&self, store: impl AsContextMut, n: u64) -> Result<u64> {
-        Ok(self.alloc.call(store, n)?)
+    /// Calls a kernel function through the entry point the store accepts.
+    #[inline]
+    fn enter<P, R>(
+        &self,
+        f: &TypedFunc<P, R>,
+        store: impl AsContextMut<Data: Send>,
+        params: P,
+    ) -> wasmtime::Result<R>
+    where
+        P: wasmtime::WasmParams + Sync,
+        R: wasmtime::WasmResults + Sync,
+    {
+        crate::fiber::call(f, store, params, self.asynchronous)
     }
 
-    pub fn free(&self, store: impl AsContextMut, handle: u64) -> Result<()> {
-        Ok(self.free.call(store, handle)?)
+    /// Allocates `n` bytes; 0 when `n == 0` or memory cannot be had.
+    pub fn alloc(&self, store: impl AsContextMut<Data: Send>, n: u64) -> Result<u64> {
+        Ok(self.enter(&self.alloc, store, n)?)
+    }
+
+    pub fn free(&self, store: impl AsContextMut<Data: Send>, handle: u64) -> Result<()> {
+        Ok(self.enter(&self.free, store, handle)?)
     }
 
     /// Length of the live block `handle`, 0 for anything else.
-    pub fn length(&self, store: impl AsContextMut, handle: u64) -> Result<u64> {
-        Ok(self.length.call(store, handle)?)
+    pub fn length(&self, store: impl AsContextMut<Data: Send>, handle: u64) -> Result<u64> {
+        Ok(self.enter(&self.length, store, handle)?)
     }
 
-    pub fn reset(&self, store: impl AsContextMut) -> Result<()> {
-        Ok(self.reset.call(store, ())?)
+    pub fn reset(&self, store: impl AsContextMut<Data: Send>) -> Result<()> {
+        Ok(self.enter(&self.reset, store, ())?)
     }
 
-    pub fn input_set(&self, store: impl AsContextMut, handle: u64, len: u64) -> Result<()> {
-        Ok(self.input_set.call(store, (handle, len))?)
+    pub fn input_set(
+        &self,
+        store: impl AsContextMut<Data: Send>,
+        handle: u64,
+        len: u64,
+    ) -> Result<()> {
+        Ok(self.enter(&self.input_set, store, (handle, len))?)
     }
 
-    pub fn output(&self, mut store: impl AsContextMut) -> Result<(u64, u64)> {
-        let offset = self.output_offset.call(&mut store, ())?;
-        let length = self.output_length.call(&mut store, ())?;
+    pub fn output(&self, mut store: impl AsContextMut<Data: Send>) -> Result<(u64, u64)> {
+        let offset = self.enter(&self.output_offset, &mut store, ())?;
+        let length = self.enter(&self.output_length, &mut store, ())?;
         Ok((offset, length))
     }
 
-    pub fn error_get(&self, store: impl AsContextMut) -> Result<u64> {
-        Ok(self.error_get.call(store, ())?)
+    pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {
+        Ok(self.enter(&self.error_get, store, ())?)
     }
 
-    pub fn error_set(&self, store: impl AsContextMut, handle: u64) -> Result<()> {
-        Ok(self.error_set.call(store, handle)?)
+    pub fn error_set(&self, store: impl AsContextMut<Data: Send>, handle: u64) -> Result<()> {
+        Ok(self.enter(&self.error_set, store, handle)?)
     }
 
     /// The bytes `[offset, offset + len)` of kernel memory, or an error when any part of the
@@ -237,7 +262,7 @@ impl Kernel {
     }
 
     /// The whole block `handle`, or `None` when `handle` is not a live block (`0` included).
-    pub fn block<'a, T: 'static>(
+    pub fn block<'a, T: Send + 'static>(
         &self,
         store: &'a mut impl AsContextMut<Data = T>,
         handle: u64,
@@ -254,11 +279,11 @@ impl Kernel {
 
     /// Allocates a block holding `bytes` and returns its handle (0 for empty `bytes`). The
     /// block is not zeroed first: `bytes` fill it.
-    pub fn write_new(&self, mut store: impl AsContextMut, bytes: &[u8]) -> Result<u64> {
+    pub fn write_new(&self, mut store: impl AsContextMut<Data: Send>, bytes: &[u8]) -> Result<u64> {
         if bytes.is_empty() {
             return Ok(0);
         }
-        let handle = self.alloc_filled.call(&mut store, bytes.len() as u64)?;
+        let handle = self.enter(&self.alloc_filled, &mut store, bytes.len() as u64)?;
         if handle == 0 {
             bail!("failed to allocate {} bytes of Extism memory", bytes.len());
         }

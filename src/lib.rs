@@ -14,6 +14,10 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
+//! Async hosts use [`AsyncPlugin`] ([`PluginBuilder::build_async`]), whose calls are `Send`
+//! futures and whose host functions may be async ([`Function::new_async`]); see the README's
+//! "Async" section.
+//!
 //! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
 //! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
 
@@ -30,6 +34,8 @@ macro_rules! upstream_version {
     };
 }
 
+mod async_function;
+mod async_plugin;
 mod builder;
 mod cancel;
 mod compiled;
@@ -37,6 +43,7 @@ mod current_plugin;
 mod debug;
 pub mod disk_cache;
 mod engine;
+mod fiber;
 mod function;
 mod heap_trim;
 mod host;
@@ -56,6 +63,8 @@ mod timer;
 pub mod wasi;
 
 pub use anyhow::Error;
+pub use async_function::HostFuture;
+pub use async_plugin::{AsyncPlugin, CallFuture};
 pub use builder::{PluginBuilder, WasmInput};
 pub use cancel::{CancelHandle, Interrupted};
 pub use compiled::CompiledPlugin;

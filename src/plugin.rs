@@ -19,6 +19,7 @@ use crate::{
     cancel::{self, CancelHandle, InterruptState, Interrupted},
     compiled::{Compiled, CompiledPlugin, ImportSource},
     convert::{FromBytes, ToBytes},
+    fiber,
     kernel::Kernel,
     limits::{MemoryBudget, OutOfMemory},
     manifest::ManifestExt,
@@ -50,7 +51,7 @@ impl std::error::Error for GuestError {}
 
 /// A callable export of the main module.
 #[derive(Clone)]
-enum Export {
+pub(crate) enum Export {
     Unit(TypedFunc<(), ()>),
     Code(TypedFunc<(), i32>),
 }
@@ -138,6 +139,17 @@ impl Plugin {
     /// Creates a new instance of a compiled plugin: fresh id, kernel, vars, WASI context and a
     /// copy of the manifest's config.
     pub fn new_from_compiled(compiled: &CompiledPlugin) -> Result<Plugin> {
+        if compiled.inner.asynchronous {
+            anyhow::bail!(
+                "this plugin was compiled for async use: create an AsyncPlugin from it instead"
+            );
+        }
+        Plugin::instance_of(compiled)
+    }
+
+    /// A new instance, sync or async as `compiled` was compiled (async_plugin.rs wraps the
+    /// async ones).
+    pub(crate) fn instance_of(compiled: &CompiledPlugin) -> Result<Plugin> {
         let compiled = compiled.inner.clone();
         let interrupt = InterruptState::new(compiled.runtime.engine.clone());
         let id = uuid::Uuid::new_v4();
@@ -268,7 +280,7 @@ impl Plugin {
         self.finish(rc).map_err(|(e, _)| e)
     }
 
-    fn finish<'b, U: FromBytes<'b>>(
+    pub(crate) fn finish<'b, U: FromBytes<'b>>(
         &'b mut self,
         rc: Result<i32, (anyhow::Error, i32)>,
     ) -> Result<U, (anyhow::Error, i32)> {
@@ -324,11 +336,30 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<i32, (anyhow::Error, i32)> {
+        let started = self.begin_call(name, input);
+        let result = self.run(name, input, host_context);
+        self.end_call(name, &result, started);
+        result
+    }
+
+    /// The first step of every call (sync or async): returns when the call started if the
+    /// call is recorded.
+    pub(crate) fn begin_call(&mut self, name: &str, input: &[u8]) -> Option<Instant> {
         // The clock is read only when someone records the call (no cost otherwise).
         let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         tracing::debug!(plugin = %self.id(), input_bytes = input.len(), "call to {name} started");
         self.output = (0, 0);
-        let result = self.run(name, input, host_context);
+        started
+    }
+
+    /// The last step of every call: forgets the call's host context and deadline, and
+    /// records the outcome.
+    pub(crate) fn end_call(
+        &mut self,
+        name: &str,
+        result: &Result<i32, (anyhow::Error, i32)>,
+        started: Option<Instant>,
+    ) {
         if result.is_err() {
             let memory = self.kernel.as_ref().map(|k| k.memory);
             let id = self.id().to_string();
@@ -340,8 +371,7 @@ impl Plugin {
         if name == "_start" {
             self.rebuild = true;
         }
-        self.log_outcome(name, &result, started);
-        result
+        self.log_outcome(name, result, started);
     }
 
     /// The call's outcome on `tracing`: finished at debug, failures at error with upstream's
@@ -382,6 +412,24 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<i32, (anyhow::Error, i32)> {
+        let export = self.prepare(name, input, host_context)?;
+        let deadline = self.arm();
+        let result = match export {
+            Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
+            Export::Code(f) => f.call(&mut self.store, ()),
+        };
+        self.settle(result, deadline)
+    }
+
+    /// Everything before the export runs: initialisation fuel, rebuild after `_start`,
+    /// first-call instantiation, call fuel, host context, kernel reset and input. Returns the export to run next,
+    /// under [`Plugin::arm`].
+    pub(crate) fn prepare(
+        &mut self,
+        name: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<Export, (anyhow::Error, i32)> {
         if let Some(fuel) = self.compiled.initialization_fuel {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
@@ -403,13 +451,16 @@ impl Plugin {
             .and_then(|k| k.reset(&mut self.store))
             .map_err(step_error)?;
         self.write_input(input).map_err(step_error)?;
-        let export = self.export(name).map_err(step_error)?;
+        self.export(name).map_err(step_error)
+    }
 
-        let deadline = self.arm();
-        let result = match export {
-            Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
-            Export::Code(f) => f.call(&mut self.store, ()),
-        };
+    /// Everything after the export ran: ends the deadline, records fuel, reads output and
+    /// error and classifies the outcome.
+    pub(crate) fn settle(
+        &mut self,
+        result: wasmtime::Result<i32>,
+        deadline: Option<Deadline>,
+    ) -> Result<i32, (anyhow::Error, i32)> {
         if let Err(e) = &result {
             let id = self.id().to_string();
             self.compiled.dumps.trapped(&mut self.store, e, &id);
@@ -423,15 +474,25 @@ impl Plugin {
     }
 
     /// Starts the plugin's deadline and makes cancels effective; the returned registration
-    /// keeps the ticker watching the deadline until dropped.
-    fn arm(&mut self) -> Option<Deadline> {
+    /// keeps the ticker watching the deadline until dropped (and, for async plugins, wakes
+    /// a call waiting in a host function when it passes).
+    pub(crate) fn arm(&mut self) -> Option<Deadline> {
         let timeout = self.compiled.manifest.timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         self.store.data_mut().deadline = deadline;
         self.cancel.state.begin();
         self.store.set_epoch_deadline(1);
         self.cancel.state.rearm();
-        deadline.map(Deadline::register)
+        let wake = self
+            .compiled
+            .asynchronous
+            .then(|| self.cancel.state.waker.clone());
+        deadline.map(|at| Deadline::register(at, wake))
+    }
+
+    /// The store, for the async call path (async_plugin.rs).
+    pub(crate) fn store_mut(&mut self) -> &mut Store<PluginState> {
+        &mut self.store
     }
 
     fn write_input(&mut self, input: &[u8]) -> Result<()> {
@@ -557,13 +618,19 @@ impl Plugin {
     /// cancel flag. A start function that fails leaves the module to be instantiated again.
     fn instantiate_main(&mut self) -> Result<()> {
         let main = self.compiled.main().module.clone();
+        let asynchronous = self.compiled.asynchronous;
         let Some(exports) = &main.kernel else {
             let _deadline = self.arm();
             self.store.data_mut().memory.arm(0);
-            let instance = Instance::new(&mut self.store, &main.module, &self.main_imports)?;
+            let instance = fiber::instantiate(
+                &mut self.store,
+                &main.module,
+                &self.main_imports,
+                asynchronous,
+            )?;
             self.store.data_mut().memory.refill();
             self.main = Some(instance);
-            initialise(&mut self.store, &instance)?;
+            initialise(&mut self.store, &instance, asynchronous)?;
             self.cancel.state.end();
             return Ok(());
         };
@@ -574,24 +641,28 @@ impl Plugin {
             .memory
             .arm(crate::kernel::initial_memory_bytes());
         let instance = match &self.compiled.main_pre {
-            Some(pre) => pre.instantiate(&mut self.store)?,
-            None => Instance::new(&mut self.store, &main.module, &self.main_imports)?,
+            Some(pre) => fiber::instantiate_pre(pre, &mut self.store, asynchronous)?,
+            None => fiber::instantiate(
+                &mut self.store,
+                &main.module,
+                &self.main_imports,
+                asynchronous,
+            )?,
         };
         self.store.data_mut().memory.refill();
-        let kernel = Kernel::new(&mut self.store, instance, exports)?;
+        let kernel = Kernel::new(&mut self.store, instance, exports, asynchronous)?;
         self.store.data_mut().set_kernel(kernel.clone());
         let _deadline = self.arm();
         let start = exports.start.as_ref();
         if let Some(Extern::Func(start)) =
             start.and_then(|at| instance.get_module_export(&mut self.store, at))
         {
-            start
-                .typed::<(), ()>(&self.store)?
-                .call(&mut self.store, ())?;
+            let start = start.typed::<(), ()>(&self.store)?;
+            fiber::call(&start, &mut self.store, (), asynchronous)?;
         }
         self.kernel = Some(kernel);
         self.main = Some(instance);
-        initialise(&mut self.store, &instance)?;
+        initialise(&mut self.store, &instance, asynchronous)?;
         self.cancel.state.end();
         Ok(())
     }
@@ -680,9 +751,14 @@ fn setup(
         MemoryBudget::new(compiled.manifest.memory.max_pages),
         interrupt.clone(),
     );
+    let asynchronous = compiled.asynchronous;
     let mut store = Store::new(&compiled.runtime.engine, state);
     store.limiter(|s| &mut s.memory);
-    store.epoch_deadline_callback(cancel::on_epoch);
+    if asynchronous {
+        store.epoch_deadline_callback(cancel::on_epoch_yielding);
+    } else {
+        store.epoch_deadline_callback(cancel::on_epoch);
+    }
     store.set_epoch_deadline(1);
     if let Some(fuel) = compiled.initialization_fuel {
         // Support modules' initialisers run under the initialisation budget.
@@ -693,8 +769,8 @@ fn setup(
         None
     } else {
         let (pre, exports) = compiled.runtime.kernel()?;
-        let instance = pre.instantiate(&mut store)?;
-        let kernel = Kernel::new(&mut store, instance, exports)?;
+        let instance = fiber::instantiate_pre(pre, &mut store, asynchronous)?;
+        let kernel = Kernel::new(&mut store, instance, exports, asynchronous)?;
         store.data_mut().set_kernel(kernel.clone());
         Some(kernel)
     };
@@ -713,17 +789,18 @@ fn setup(
     if !support.is_empty() {
         let timeout = compiled.manifest.timeout();
         store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
-        let _registration = store.data().deadline.map(Deadline::register);
+        let _registration = store.data().deadline.map(|at| Deadline::register(at, None));
         interrupt.begin();
         let result = (|| -> Result<()> {
             for (i, m) in support.iter().enumerate() {
                 let imports =
                     resolve_imports(compiled, &mut store, kernel.as_ref(), &instances, m)?;
-                let instance = Instance::new(&mut store, &m.module.module, &imports)?;
+                let instance =
+                    fiber::instantiate(&mut store, &m.module.module, &imports, asynchronous)?;
                 instances[i] = Some(instance);
                 // Reactors are initialised once, as wasmtime's linker does for them.
                 if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-                    init.call(&mut store, ())?;
+                    fiber::call(&init, &mut store, (), asynchronous)?;
                 }
             }
             Ok(())
@@ -800,19 +877,26 @@ fn resolve_imports(
 }
 
 /// Runs the language runtime initialiser, once per instance (`spec/guest-abi.md` §12.3).
-fn initialise(store: &mut Store<PluginState>, instance: &Instance) -> Result<()> {
+fn initialise(
+    store: &mut Store<PluginState>,
+    instance: &Instance,
+    asynchronous: bool,
+) -> Result<()> {
     let unit = |store: &mut Store<PluginState>, name: &str| {
         instance.get_typed_func::<(), ()>(store, name).ok()
     };
+    let run = |store: &mut Store<PluginState>, f: TypedFunc<(), ()>| {
+        fiber::call(&f, store, (), asynchronous)
+    };
     if let Ok(hs_init) = instance.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
         if let Some(init) = unit(store, "_initialize") {
-            init.call(&mut *store, ())?;
+            run(store, init)?;
         }
-        hs_init.call(&mut *store, (0, 0))?;
+        fiber::call(&hs_init, &mut *store, (0, 0), asynchronous)?;
     } else if let Some(ctors) = unit(store, "__wasm_call_ctors") {
-        ctors.call(&mut *store, ())?;
+        run(store, ctors)?;
     } else if let Some(init) = unit(store, "_initialize") {
-        init.call(&mut *store, ())?;
+        run(store, init)?;
     }
     Ok(())
 }

@@ -1,24 +1,40 @@
-//! The process-wide epoch ticker that turns deadlines into interruptions.
+//! The process-wide epoch ticker that turns deadlines into interruptions, and gives running
+//! async calls their time slices.
 //!
-//! One thread for the whole process, started on the first call that has a timeout. It sleeps
-//! on a condition variable until the earliest registered deadline (indefinitely when none is
-//! registered: no busy thread, unlike upstream #814), then advances the engines' epochs so the
-//! running plugin's epoch callback (`cancel.rs`) checks its own deadline. A call without a
-//! timeout never touches the ticker.
+//! One thread for the whole process, started on the first call that has a timeout (or the
+//! first async call). It sleeps on a condition variable until the earliest registered deadline
+//! (indefinitely when none is registered and no async call runs: no busy thread, unlike
+//! upstream #814), then advances the engines' epochs so the running plugin's epoch callback
+//! (`cancel.rs`) checks its own deadline, and wakes the task of an async call waiting on that
+//! deadline. While async calls run (`Slices`), it also advances the epochs every
+//! [`SLICE`], so their guests yield to the executor regularly. A sync call without a timeout
+//! never touches the ticker.
 
 use std::{
-    collections::BTreeSet,
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Condvar, Mutex, OnceLock,
+        Arc, Condvar, Mutex, MutexGuard, OnceLock,
     },
-    time::Instant,
+    task::Waker,
+    time::{Duration, Instant},
 };
 
 use crate::engine::Runtime;
 
+/// How long an async call's guest runs before it yields to the executor.
+pub(crate) const SLICE: Duration = Duration::from_millis(1);
+
+#[derive(Default)]
+struct Schedule {
+    /// Each deadline, with the waker slot of the async call waiting on it (if any).
+    deadlines: BTreeMap<(Instant, u64), Option<Arc<WakerSlot>>>,
+    /// Async calls running now; the ticker slices time while this is not zero.
+    sliced: usize,
+}
+
 struct Ticker {
-    deadlines: Mutex<BTreeSet<(Instant, u64)>>,
+    schedule: Mutex<Schedule>,
     wake: Condvar,
 }
 
@@ -26,7 +42,7 @@ fn ticker() -> &'static Ticker {
     static TICKER: OnceLock<&'static Ticker> = OnceLock::new();
     TICKER.get_or_init(|| {
         let t: &'static Ticker = Box::leak(Box::new(Ticker {
-            deadlines: Mutex::new(BTreeSet::new()),
+            schedule: Mutex::new(Schedule::default()),
             wake: Condvar::new(),
         }));
         std::thread::Builder::new()
@@ -37,27 +53,76 @@ fn ticker() -> &'static Ticker {
     })
 }
 
+fn advance_epochs() {
+    for rt in Runtime::all() {
+        rt.engine.increment_epoch();
+    }
+}
+
 impl Ticker {
+    fn lock(&self) -> MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn run(&self) {
-        let mut set = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.lock();
+        let mut next_slice = Instant::now() + SLICE;
         loop {
             let now = Instant::now();
-            match set.first().copied() {
-                None => set = self.wake.wait(set).unwrap_or_else(|p| p.into_inner()),
+            if s.sliced > 0 && next_slice <= now {
+                next_slice = now + SLICE;
+                advance_epochs();
+            }
+            let first = s.deadlines.first_key_value().map(|(k, _)| *k);
+            match first {
                 Some(first) if first.0 <= now => {
-                    set.remove(&first);
-                    for rt in Runtime::all() {
-                        rt.engine.increment_epoch();
+                    if let Some(Some(slot)) = s.deadlines.remove(&first) {
+                        slot.wake();
+                    }
+                    advance_epochs();
+                }
+                _ => {
+                    let until = match (first, s.sliced > 0) {
+                        (Some(f), true) => Some(f.0.min(next_slice)),
+                        (Some(f), false) => Some(f.0),
+                        (None, true) => Some(next_slice),
+                        (None, false) => None,
+                    };
+                    s = match until {
+                        None => self.wake.wait(s).unwrap_or_else(|p| p.into_inner()),
+                        Some(at) => {
+                            let wait = at.saturating_duration_since(now);
+                            let woken = self.wake.wait_timeout(s, wait);
+                            woken.unwrap_or_else(|p| p.into_inner()).0
+                        }
+                    };
+                    if s.sliced == 0 {
+                        next_slice = Instant::now() + SLICE;
                     }
                 }
-                Some(first) => {
-                    set = self
-                        .wake
-                        .wait_timeout(set, first.0 - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
             }
+        }
+    }
+}
+
+/// Where an async call waiting in a host function leaves its waker, so that its deadline or
+/// a cancel wakes it.
+#[derive(Debug, Default)]
+pub(crate) struct WakerSlot(Mutex<Option<Waker>>);
+
+impl WakerSlot {
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    pub fn wake(&self) {
+        let waker = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -68,14 +133,18 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    pub fn register(at: Instant) -> Deadline {
+    /// Watches `at`; when it passes, the epochs advance and `wake` (if any) is woken.
+    pub fn register(at: Instant, wake: Option<Arc<WakerSlot>>) -> Deadline {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let key = (at, NEXT.fetch_add(1, Ordering::Relaxed));
         let t = ticker();
-        let mut set = t.deadlines.lock().unwrap_or_else(|p| p.into_inner());
-        let earliest = set.first().is_none_or(|first| key < *first);
-        set.insert(key);
-        drop(set);
+        let mut s = t.lock();
+        let earliest = s
+            .deadlines
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
+        s.deadlines.insert(key, wake);
+        drop(s);
         if earliest {
             t.wake.notify_one();
         }
@@ -85,10 +154,30 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
+        ticker().lock().deadlines.remove(&self.key);
+    }
+}
+
+/// Time slicing for one running async call: while any exists, the epochs advance every
+/// [`SLICE`].
+pub(crate) struct Slices(());
+
+impl Slices {
+    pub fn start() -> Slices {
         let t = ticker();
-        t.deadlines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+        let mut s = t.lock();
+        s.sliced += 1;
+        let first = s.sliced == 1;
+        drop(s);
+        if first {
+            t.wake.notify_one();
+        }
+        Slices(())
+    }
+}
+
+impl Drop for Slices {
+    fn drop(&mut self) {
+        ticker().lock().sliced -= 1;
     }
 }

@@ -4,10 +4,10 @@ use anyhow::{bail, Result};
 use tracing::Level;
 use wasmtime::{Caller, Linker};
 
-use super::trap;
+use super::{define, trap};
 use crate::{kernel::ENV_MODULE, logging, plugin_state::PluginState};
 
-pub(super) fn add_to_linker(l: &mut Linker<PluginState>) -> Result<()> {
+pub(super) fn add_to_linker(l: &mut Linker<PluginState>, asynchronous: bool) -> Result<()> {
     for (name, level) in [
         ("log_trace", Level::TRACE),
         ("log_debug", Level::DEBUG),
@@ -15,11 +15,9 @@ pub(super) fn add_to_linker(l: &mut Linker<PluginState>) -> Result<()> {
         ("log_warn", Level::WARN),
         ("log_error", Level::ERROR),
     ] {
-        l.func_wrap(
-            ENV_MODULE,
-            name,
-            move |c: Caller<'_, PluginState>, msg: u64| trap(log(c, level, msg)),
-        )?;
+        define!(l, asynchronous, name, move |c, msg| trap(log(
+            c, level, msg
+        )));
     }
     l.func_wrap(ENV_MODULE, "get_log_level", logging::guest_log_level)?;
     Ok(())

@@ -31,38 +31,57 @@ pub const HOST_FUNCTIONS: &[&str] = &[
     "get_log_level",
 ];
 
-/// Defines every host-implemented `extism:host/env` function in `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> Result<()> {
+/// Defines one host function `|caller, args: u64...| body`: in an async plugin's linker as a
+/// wasmtime async host function (its body runs at once), because only those may enter the
+/// kernel again from inside an async call (fiber.rs).
+macro_rules! define {
+    (@u64 $arg:ident) => {
+        u64
+    };
+    ($l:expr, $asynchronous:expr, $name:expr, move |$c:ident $(, $arg:ident)*| $body:expr) => {
+        if $asynchronous {
+            $l.func_wrap_async(
+                ENV_MODULE,
+                $name,
+                move |$c: Caller<'_, PluginState>, ($($arg,)*): ($(define!(@u64 $arg),)*)| {
+                    Box::new(async move { $body })
+                },
+            )?;
+        } else {
+            $l.func_wrap(ENV_MODULE, $name, move |$c: Caller<'_, PluginState>, $($arg: u64),*| {
+                $body
+            })?;
+        }
+    };
+}
+pub(crate) use define;
+
+/// Defines every host-implemented `extism:host/env` function in `linker` (as async host
+/// functions for an async plugin).
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>, asynchronous: bool) -> Result<()> {
     let l = linker;
-    l.func_wrap(
-        ENV_MODULE,
-        "config_get",
-        |c: Caller<'_, PluginState>, k: u64| trap(config::config_get(c, k)),
-    )?;
-    l.func_wrap(
-        ENV_MODULE,
-        "var_get",
-        |c: Caller<'_, PluginState>, k: u64| trap(var::var_get(c, k)),
-    )?;
-    l.func_wrap(
-        ENV_MODULE,
-        "var_set",
-        |c: Caller<'_, PluginState>, k: u64, v: u64| trap(var::var_set(c, k, v)),
-    )?;
-    l.func_wrap(
-        ENV_MODULE,
-        "http_request",
-        |c: Caller<'_, PluginState>, r: u64, b: u64| trap(http::http_request(c, r, b)),
-    )?;
+    define!(l, asynchronous, "config_get", move |c, k| trap(
+        config::config_get(c, k)
+    ));
+    define!(l, asynchronous, "var_get", move |c, k| trap(var::var_get(
+        c, k
+    )));
+    define!(l, asynchronous, "var_set", move |c, k, v| trap(
+        var::var_set(c, k, v)
+    ));
+    define!(l, asynchronous, "http_request", move |c, r, b| trap(
+        http::http_request(c, r, b)
+    ));
+    // Reads only the store: stays sync also in async plugins.
     l.func_wrap(
         ENV_MODULE,
         "http_status_code",
         |c: Caller<'_, PluginState>| i32::from(c.data().http.status),
     )?;
-    l.func_wrap(ENV_MODULE, "http_headers", |c: Caller<'_, PluginState>| {
-        trap(http::http_headers(c))
-    })?;
-    log::add_to_linker(l)?;
+    define!(l, asynchronous, "http_headers", move |c| trap(
+        http::http_headers(c)
+    ));
+    log::add_to_linker(l, asynchronous)?;
     Ok(())
 }
 
