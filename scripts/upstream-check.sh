@@ -19,6 +19,10 @@ target="${UPSTREAM_CHECK_TARGET:-$default_target}"
 mode=(--no-run)
 [ "${1:-}" = "--run" ] && mode=(--no-fail-fast)
 
+# The target directory may be shared by several checkouts, whose test units cargo cannot tell
+# apart (it then reuses another checkout's binaries): always rebuild the two test files.
+rm -rf "$target"/debug/.fingerprint/extism-upstream-check-*
+
 cargo +nightly test --locked "${mode[@]}" \
     --manifest-path "$root/scripts/upstream-check/Cargo.toml" --target-dir "$target"
 echo "upstream-check: the upstream API test files build against extism 1.41.0" >&2

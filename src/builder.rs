@@ -22,8 +22,11 @@ use crate::{
 /// borrowed).
 #[derive(Debug, Clone)]
 pub enum WasmInput<'a> {
+    /// A wasm module, WAT text, or a manifest as JSON or TOML text.
     Data(Cow<'a, [u8]>),
+    /// A manifest, taken over.
     Manifest(Manifest),
+    /// A manifest, cloned when the plugin is compiled.
     ManifestRef(&'a Manifest),
 }
 
@@ -82,6 +85,8 @@ impl From<Wasm> for WasmInput<'_> {
 }
 
 impl WasmInput<'_> {
+    /// The manifest this input describes: bytes that are not manifest text become a
+    /// manifest of that one module.
     pub fn into_manifest(self) -> Result<Manifest> {
         match self {
             WasmInput::Data(bytes) => Manifest::from_bytes(&bytes),
@@ -92,12 +97,40 @@ impl WasmInput<'_> {
 }
 
 /// Builds a [`Plugin`] or a [`CompiledPlugin`].
+///
+/// ```
+/// use extism::{Manifest, PluginBuilder, UserData, Wasm, PTR};
+/// extism::host_fn!(reflect(bytes: Vec<u8>) -> Vec<u8> {
+///     Ok(bytes.into_iter().rev().collect::<Vec<u8>>())
+/// });
+/// extism::host_fn!(context() -> String { Ok("none".to_string()) });
+///
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/host_fns.wasm");
+/// let manifest = Manifest::new([Wasm::file(path)]);
+/// let builder = PluginBuilder::new(&manifest)
+///     .with_wasi(false)
+///     .with_function("host_reflect", [PTR], [PTR], UserData::new(()), reflect)
+///     .with_function("host_context", [], [PTR], UserData::new(()), context)
+///     .with_fuel_limit(10_000_000)
+///     .with_initialization_fuel_limit(100_000_000)
+///     .with_cache_disabled();
+/// // The builder is `Clone`: one description, several plugins.
+/// let mut plugin = builder.clone().build()?;
+/// assert_eq!(plugin.call::<&str, &str>("roundtrip", "abc")?, "cba");
+/// assert!(plugin.fuel_consumed().unwrap() > 0);
+///
+/// // Without a call limit, an initialisation limit is refused.
+/// assert!(PluginBuilder::new(&manifest).with_initialization_fuel_limit(1).build().is_err());
+/// # let _ = builder;
+/// # Ok::<(), extism::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct PluginBuilder<'a> {
     source: WasmInput<'a>,
     wasi: bool,
     functions: Vec<Function>,
     fuel: Option<u64>,
+    initialization_fuel: Option<u64>,
     progress: Option<DownloadProgress<'a>>,
     cache: CacheSetting,
     debug: DebugOptions,
@@ -107,12 +140,15 @@ pub struct PluginBuilder<'a> {
 }
 
 impl<'a> PluginBuilder<'a> {
+    /// Starts from wasm or WAT bytes, manifest text, or a [`Manifest`] (see [`WasmInput`]);
+    /// every option off.
     pub fn new(source: impl Into<WasmInput<'a>>) -> Self {
         PluginBuilder {
             source: source.into(),
             wasi: false,
             functions: Vec::new(),
             fuel: None,
+            initialization_fuel: None,
             progress: None,
             cache: CacheSetting::from_env(),
             debug: DebugOptions::default(),
@@ -187,14 +223,30 @@ impl<'a> PluginBuilder<'a> {
         self
     }
 
+    /// Adds host functions made with [`Function::new`].
     pub fn with_functions(mut self, f: impl IntoIterator<Item = Function>) -> Self {
         self.functions.extend(f);
         self
     }
 
-    /// Limits every call to `fuel` units of wasm execution.
+    /// Limits every call to `fuel` units of wasm execution. Unless
+    /// [`Self::with_initialization_fuel_limit`] sets another budget, the plugin's
+    /// initialisation gets the same amount, apart from the call's.
     pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// Gives the plugin's initialisation `fuel` units of wasm execution instead of the call
+    /// limit: instantiating its modules, their start functions and the language runtime's
+    /// initialisers (`_initialize`, `__wasm_call_ctors`, `hs_init`), which run at creation
+    /// (support modules) and before the first call (the main module). The call's own budget
+    /// is refilled after initialisation, so initialisation never reduces it. Running out
+    /// fails the call that initialises (upstream's `build` fails instead for a reactor's
+    /// `_initialize`, which it runs at creation). Needs [`Self::with_fuel_limit`]: without
+    /// one, [`Self::compile`]/[`Self::build`] fail.
+    pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
+        self.initialization_fuel = Some(fuel);
         self
     }
 
@@ -323,11 +375,17 @@ impl<'a> PluginBuilder<'a> {
     }
 
     pub(crate) fn into_options(self) -> Result<CompileOptions<'a>> {
+        if self.initialization_fuel.is_some() && self.fuel.is_none() {
+            anyhow::bail!(
+                "an initialization fuel limit needs a call fuel limit (PluginBuilder::with_fuel_limit)"
+            );
+        }
         Ok(CompileOptions {
             manifest: self.source.into_manifest()?,
             functions: self.functions,
             wasi: self.wasi,
             fuel: self.fuel,
+            initialization_fuel: self.initialization_fuel.or(self.fuel),
             progress: self.progress,
             cache_dir: self.cache.dir()?,
             http_response_headers: self.http_response_headers,
@@ -345,10 +403,13 @@ impl<'a> PluginBuilder<'a> {
         })
     }
 
+    /// Resolves the sources and compiles the plugin, for creating many instances
+    /// ([`Plugin::new_from_compiled`]).
     pub fn compile(self) -> Result<CompiledPlugin> {
         compiled::compile(self.into_options()?)
     }
 
+    /// Compiles the plugin and creates one instance of it.
     pub fn build(self) -> Result<Plugin> {
         Plugin::new_from_compiled(&self.compile()?)
     }

@@ -92,6 +92,33 @@ impl InterruptState {
 
 /// Cancels the call running on one plugin, from any thread. Cheap to clone; stays valid (and
 /// harmless) after its plugin is gone.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use extism::{Interrupted, Plugin};
+/// let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/faults.wasm"))?;
+/// let mut plugin = Plugin::new(&wasm, [], false)?;
+/// let handle = plugin.cancel_handle();
+/// assert_eq!(handle.id, plugin.id);
+/// let done = AtomicBool::new(false);
+/// let err = std::thread::scope(|s| {
+///     // A cancel while no call runs does nothing, so keep cancelling until the call ends.
+///     s.spawn(|| {
+///         while !done.load(Ordering::SeqCst) {
+///             handle.cancel().unwrap();
+///             std::thread::sleep(std::time::Duration::from_millis(5));
+///         }
+///     });
+///     let err = plugin.call::<&str, &str>("loop_forever", "").unwrap_err();
+///     done.store(true, Ordering::SeqCst);
+///     err
+/// });
+/// assert_eq!(err.to_string(), "timeout");
+/// assert_eq!(err.downcast_ref::<Interrupted>(), Some(&Interrupted::Cancelled));
+/// // The plugin stays usable.
+/// assert!(plugin.call::<&str, &str>("trap", "").is_err());
+/// # Ok::<(), extism::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct CancelHandle {
     pub(crate) state: Arc<InterruptState>,

@@ -55,6 +55,8 @@ pub(crate) struct Compiled {
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
     pub fuel: Option<u64>,
+    /// Fuel for each initialisation step (the call limit unless set apart).
+    pub initialization_fuel: Option<u64>,
     /// Plugins start with HTTP response headers visible to the guest.
     pub http_response_headers: bool,
     /// Files written after failed calls (`DebugOptions`).
@@ -76,6 +78,26 @@ impl Compiled {
 
 /// A plugin compiled once, from which any number of [`crate::Plugin`]s can be created cheaply
 /// and concurrently.
+///
+/// ```
+/// use extism::{CompiledPlugin, Plugin, PluginBuilder};
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/echo.wasm");
+/// let wasm = std::fs::read(path)?;
+/// let compiled = CompiledPlugin::new(PluginBuilder::new(&wasm).with_fuel_limit(10_000_000))?;
+/// assert!(compiled.function_exists("echo"));
+/// std::thread::scope(|s| {
+///     for i in 0..2 {
+///         let compiled = &compiled;
+///         s.spawn(move || {
+///             // Each instance has its own memory, vars and id.
+///             let mut plugin = Plugin::new_from_compiled(compiled).unwrap();
+///             let out: String = plugin.call("echo", format!("hello {i}")).unwrap();
+///             assert_eq!(out, format!("hello {i}"));
+///         });
+///     }
+/// });
+/// # Ok::<(), extism::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct CompiledPlugin {
     pub(crate) inner: Arc<Compiled>,
@@ -96,6 +118,7 @@ pub(crate) struct CompileOptions<'a> {
     pub functions: Vec<Function>,
     pub wasi: bool,
     pub fuel: Option<u64>,
+    pub initialization_fuel: Option<u64>,
     pub progress: Option<DownloadProgress<'a>>,
     pub cache_dir: Option<PathBuf>,
     pub http_response_headers: bool,
@@ -257,6 +280,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             permissions,
             wasi: opts.wasi,
             fuel: opts.fuel,
+            initialization_fuel: opts.initialization_fuel,
             http_response_headers: opts.http_response_headers,
             dumps: opts.dumps,
             asynchronous: opts.asynchronous,

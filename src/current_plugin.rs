@@ -20,14 +20,39 @@ use crate::{
 
 /// The running plugin, handed to host functions as `&mut CurrentPlugin`.
 ///
+/// Host functions read their arguments from and write their results to the plugin's memory
+/// through it:
+///
 /// ```
-/// use extism::{CurrentPlugin, Val};
+/// use extism::{CurrentPlugin, Function, Plugin, UserData, Val, PTR};
+///
 /// // A host function body written against the type by name, as with upstream.
-/// fn shout(plugin: &mut CurrentPlugin, inputs: &[Val], outputs: &mut [Val]) -> Result<(), extism::Error> {
-///     let text: &str = plugin.memory_get_val(&inputs[0])?;
-///     let loud = text.to_uppercase();
-///     plugin.memory_set_val(&mut outputs[0], loud)
+/// fn reflect(plugin: &mut CurrentPlugin, inputs: &[Val], outputs: &mut [Val]) -> Result<(), extism::Error> {
+///     let handle = plugin.memory_from_val(&inputs[0]).expect("a memory handle");
+///     let text = plugin.memory_str(handle)?.to_uppercase();
+///     plugin.memory_free(handle)?;
+///     let out = plugin.memory_new(&text)?;
+///     assert_eq!(plugin.memory_bytes(out)?, text.as_bytes());
+///     outputs[0] = plugin.memory_to_val(out);
+///     Ok(())
 /// }
+///
+/// // `host_context` reads the value the host passed to `call_with_host_context`.
+/// fn context(plugin: &mut CurrentPlugin, _: &[Val], outputs: &mut [Val]) -> Result<(), extism::Error> {
+///     let name = plugin.host_context::<String>()?.clone();
+///     plugin.memory_set_val(&mut outputs[0], format!("called for {name}"))
+/// }
+///
+/// let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/host_fns.wasm"))?;
+/// let functions = [
+///     Function::new("host_reflect", [PTR], [PTR], UserData::new(()), |p, i, o, _| reflect(p, i, o)),
+///     Function::new("host_context", [], [PTR], UserData::new(()), |p, i, o, _| context(p, i, o)),
+/// ];
+/// let mut plugin = Plugin::new(&wasm, functions, false)?;
+/// assert_eq!(plugin.call::<&str, &str>("roundtrip", "quiet")?, "QUIET");
+/// let out: String = plugin.call_with_host_context("read_context", "", "Ada".to_string())?;
+/// assert_eq!(out, "called for Ada");
+/// # Ok::<(), extism::Error>(())
 /// ```
 pub struct CurrentPlugin {
     /// The caller of the running host call. Its lifetime is erased (see [`CurrentPlugin::with`]

@@ -2,7 +2,7 @@
 //! compiling the same bytes with the same engine configuration skips compilation.
 //!
 //! Owns the cache file format, its verification, atomic replacement and clearing, and which
-//! directory a builder uses ([`CacheSetting`]). It is off unless
+//! directory a builder uses (`CacheSetting`). It is off unless
 //! [`crate::PluginBuilder::with_cache_dir`] names a directory, or a wasmtime-style cache
 //! configuration file names one ([`crate::PluginBuilder::with_cache_config`] or the
 //! `EXTISM_CACHE_CONFIG` variable, as upstream; upstream also caches by default, this runtime
@@ -211,7 +211,9 @@ fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
 /// What [`clear`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cleared {
+    /// Files removed.
     pub files: u64,
+    /// Their total size.
     pub bytes: u64,
 }
 

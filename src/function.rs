@@ -117,7 +117,9 @@ impl Drop for CPtr {
 /// ```
 #[derive(Debug)]
 pub enum UserData<T: Sized> {
+    /// A C host's pointer (created by the C API only).
     C(Arc<CPtr>),
+    /// Rust data, shared by every clone.
     Rust(Arc<Mutex<T>>),
 }
 

@@ -4,11 +4,13 @@
 //! [`Manifest`] (directly, through [`PluginBuilder`], or from a [`CompiledPlugin`]), give it
 //! host [`Function`]s, and [`Plugin::call`] its exports.
 //!
-//! ```no_run
+//! ```
 //! use extism::{Manifest, Plugin, Wasm};
-//! let manifest = Manifest::new([Wasm::file("count_vowels.wasm")]);
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm");
+//! let manifest = Manifest::new([Wasm::file(path)]);
 //! let mut plugin = Plugin::new(&manifest, [], false)?;
 //! let out: String = plugin.call("count_vowels", "Hello, world!")?;
+//! assert!(out.contains(r#""count":3"#));
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
@@ -18,6 +20,8 @@
 //!
 //! Layers (see ARCHITECTURE.md): the core runtime modules below know nothing about C or the
 //! command line; `sdk` (the C API) and the `extism-run` binary are built on top.
+
+#![warn(missing_docs)]
 
 // Lets the `ToBytes`/`FromBytes` derives (which name `::extism::convert`) work in this crate.
 extern crate self as extism;

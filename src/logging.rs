@@ -5,7 +5,7 @@
 //! `tracing` subscriber enables for that target (`i32::MAX` when none, i.e. logging off).
 //! Installing a subscriber is the embedder's business: an application's own, or the one
 //! [`set_log_callback`] and the C API's `extism_log_*` install (at most one per process,
-//! [`install`]).
+//! `install`).
 
 use std::{io::Write, sync::Mutex};
 

@@ -8,6 +8,32 @@
 //! expected, and resolving module sources (file, inline data, URL) to bytes with the hash check.
 //! It never compiles or runs anything, and never uses upstream's `Deserialize` impls (lenient
 //! about shapes, and they read `{ptr, len}` without a check).
+//!
+//! Manifests are built with upstream's builders:
+//!
+//! ```
+//! use std::time::Duration;
+//! use extism::{Manifest, Plugin, Wasm};
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm");
+//! let manifest = Manifest::new([Wasm::file(path).with_name("main")])
+//!     .with_config_key("vowels", "o")
+//!     .with_timeout(Duration::from_secs(5))
+//!     .with_memory_max(256)
+//!     .disallow_all_hosts();
+//! assert_eq!(manifest.allowed_hosts, Some(vec![]));
+//! let mut plugin = Plugin::new(&manifest, [], false)?;
+//! let out: String = plugin.call("count_vowels", "foo boo")?;
+//! assert!(out.contains(r#""count":4"#));
+//!
+//! // Inline bytes, and the same manifest as JSON text (parsed strictly, see `ManifestExt`).
+//! let bytes = std::fs::read(path)?;
+//! let inline = Manifest::new([Wasm::data(bytes)]);
+//! assert!(Plugin::new(&inline, [], false)?.function_exists("count_vowels"));
+//! let json = format!(r#"{{"wasm": [{{"path": {path:?}}}], "config": {{"vowels": "o"}}}}"#);
+//! let out: String = Plugin::new(json.as_bytes(), [], false)?.call("count_vowels", "foo")?;
+//! assert!(out.contains(r#""count":2"#));
+//! # Ok::<(), extism::Error>(())
+//! ```
 
 use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
 
@@ -218,7 +244,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// A module source resolved to bytes, with its final name.
 #[derive(Debug, Clone)]
 pub struct ResolvedModule {
+    /// The name other modules import it by: `main` for the plugin's main module, else the
+    /// manifest's `name`.
     pub name: String,
+    /// The module's wasm or WAT bytes.
     pub bytes: Vec<u8>,
 }
 

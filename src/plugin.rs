@@ -4,11 +4,11 @@
 //! until that module is instantiated on the first call; before that there is nothing to
 //! reset and no output.
 //!
-//! Owns the steps of a call (`spec/guest-abi.md` §12): refill fuel, rebuild after `_start`,
-//! instantiate and initialise the main module on first use, attach the host context, reset the
-//! kernel and write the input, invoke the export under the plugin's deadline and cancel flag,
-//! then classify the outcome into a return code and error (§11.3). Every failure path leaves
-//! the plugin usable for the next call.
+//! Owns the steps of a call (`spec/guest-abi.md` §12): fill the initialisation fuel, rebuild
+//! after `_start`, instantiate and initialise the main module on first use, refill the call's
+//! fuel, attach the host context, reset the kernel and write the input, invoke the export under
+//! the plugin's deadline and cancel flag, then classify the outcome into a return code and
+//! error (§11.3). Every failure path leaves the plugin usable for the next call.
 
 use std::{any::Any, collections::HashMap, sync::Arc, time::Instant};
 
@@ -35,6 +35,7 @@ pub struct GuestError {
 }
 
 impl GuestError {
+    /// The exact bytes the guest set.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -56,6 +57,34 @@ pub(crate) enum Export {
 }
 
 /// A loaded plugin, ready to call.
+///
+/// Calls take any input that implements [`ToBytes`] and convert the output with
+/// [`FromBytes`] (borrowed `&str`/`&[u8]` outputs are valid until the next call):
+///
+/// ```
+/// use extism::{convert::Json, Plugin};
+/// #[derive(serde::Deserialize)]
+/// struct Report { count: u64, total: u64 }
+///
+/// let wasm = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/count_vowels.wasm"))?;
+/// let mut plugin = Plugin::new(&wasm, [], false)?;
+/// assert!(plugin.function_exists("count_vowels"));
+///
+/// let Json(report) = plugin.call::<&str, Json<Report>>("count_vowels", "aaa")?;
+/// assert_eq!((report.count, report.total), (3, 3));
+/// // Vars persist between calls of one plugin; config can be changed between calls.
+/// plugin.config_mut().insert("vowels".into(), "b".into());
+/// let Json(report) = plugin.call::<&str, Json<Report>>("count_vowels", "abba")?;
+/// assert_eq!((report.count, report.total), (2, 5));
+/// assert!(plugin.vars().contains_key("total"));
+///
+/// // Errors name what went wrong; the return code comes with `call_get_error_code`.
+/// let err = plugin.call::<&str, &str>("no_such_export", "").unwrap_err();
+/// assert!(err.to_string().contains("no_such_export"));
+/// let (_, rc) = plugin.call_get_error_code::<&str, &str>("no_such_export", "").unwrap_err();
+/// assert_eq!(rc, -1);
+/// # Ok::<(), extism::Error>(())
+/// ```
 pub struct Plugin {
     /// The plugin's id (a random UUID v4, fixed for its life), as upstream's public field.
     pub id: uuid::Uuid,
@@ -96,7 +125,7 @@ struct Carried {
 
 impl Plugin {
     /// Creates a plugin from wasm bytes, text or a manifest, with host functions and WASI on
-    /// or off.
+    /// or off (examples: [`Plugin`], [`crate::manifest`]).
     pub fn new<'a>(
         wasm: impl Into<crate::WasmInput<'a>>,
         functions: impl IntoIterator<Item = crate::Function>,
@@ -224,7 +253,7 @@ impl Plugin {
     }
 
     /// Calls `name` with `input` and converts the output. A non-zero return code without an
-    /// error message is reported as `Returned non-zero exit code: N`.
+    /// error message is reported as `Returned non-zero exit code: N`. Example: [`Plugin`].
     pub fn call<'a, 'b, T: ToBytes<'a>, U: FromBytes<'b>>(
         &'b mut self,
         name: impl AsRef<str>,
@@ -412,8 +441,8 @@ impl Plugin {
         self.settle(result, deadline)
     }
 
-    /// Everything before the export runs: fuel, rebuild after `_start`, first-call
-    /// instantiation, host context, kernel reset and input. Returns the export to run next,
+    /// Everything before the export runs: initialisation fuel, rebuild after `_start`,
+    /// first-call instantiation, call fuel, host context, kernel reset and input. Returns the export to run next,
     /// under [`Plugin::arm`].
     pub(crate) fn prepare(
         &mut self,
@@ -421,7 +450,7 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<Export, (anyhow::Error, i32)> {
-        if let Some(fuel) = self.compiled.fuel {
+        if let Some(fuel) = self.compiled.initialization_fuel {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         if self.rebuild {
@@ -432,6 +461,10 @@ impl Plugin {
             tracing::debug!(plugin = %self.id(), "instantiating the main module");
             self.instantiate_main()
                 .map_err(|e| step_error(init_error(e)))?;
+        }
+        // Initialisation is paid from its own budget, not the call's.
+        if let Some(fuel) = self.compiled.fuel {
+            self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         self.store.data_mut().host_context = host_context;
         present(&self.kernel)
@@ -671,7 +704,7 @@ impl Plugin {
         self.main = None;
         self.exports.clear();
         self.rebuild = false;
-        if let Some(fuel) = self.compiled.fuel {
+        if let Some(fuel) = self.compiled.initialization_fuel {
             self.store.set_fuel(fuel)?;
         }
         Ok(())
@@ -775,8 +808,8 @@ fn setup(
         store.epoch_deadline_callback(cancel::on_epoch);
     }
     store.set_epoch_deadline(1);
-    if let Some(fuel) = compiled.fuel {
-        // Support modules' initialisers run under the same per-call budget as a call.
+    if let Some(fuel) = compiled.initialization_fuel {
+        // Support modules' initialisers run under the initialisation budget.
         store.set_fuel(fuel)?;
     }
     let main = compiled.main();

@@ -76,21 +76,29 @@ impl Shared {
 ///
 /// ```
 /// use std::time::Duration;
-/// use extism::{Plugin, PoolBuilder};
-/// const WAT: &str = r#"(module (func (export "run") (result i32) (i32.const 0)))"#;
+/// use extism::{CompiledPlugin, Plugin, PluginBuilder, PoolBuilder};
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rust/wasm/echo.wasm");
+/// // Compile once; the pool creates instances from it as threads need them.
+/// let compiled = CompiledPlugin::new(PluginBuilder::new(&std::fs::read(path)?))?;
 /// let pool = PoolBuilder::new()
 ///     .with_max_instances(2)
-///     .build(|| Plugin::new(WAT.as_bytes(), [], false));
+///     .build(move || Plugin::new_from_compiled(&compiled));
 /// std::thread::scope(|s| {
-///     for _ in 0..4 {
-///         s.spawn(|| {
-///             let mut plugin = pool.get(Duration::from_secs(5)).unwrap().unwrap();
-///             plugin.call::<&str, Vec<u8>>("run", "").unwrap();
+///     for i in 0..4 {
+///         let pool = &pool;
+///         s.spawn(move || {
+///             let mut plugin = pool.get(Duration::from_secs(5)).unwrap().expect("an instance");
+///             let out: String = plugin.call("echo", format!("thread {i}")).unwrap();
+///             assert_eq!(out, format!("thread {i}"));
 ///         });
 ///     }
 /// });
 /// assert!(pool.count() <= 2);
-/// assert!(pool.function_exists("run", Duration::from_secs(1))?);
+/// assert!(pool.function_exists("echo", Duration::from_secs(1))?);
+/// let length = pool.with_plugin(Duration::from_secs(1), |plugin| {
+///     plugin.call::<&str, String>("length", "four")
+/// })?;
+/// assert_eq!(length.as_deref(), Some("4"));
 /// # Ok::<(), extism::Error>(())
 /// ```
 #[derive(Clone)]

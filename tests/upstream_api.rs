@@ -372,3 +372,42 @@ fn cache_config_and_disabled_cache() {
         .unwrap();
     assert_eq!(plugin.call::<&str, &str>("run", "d").unwrap(), "D");
 }
+
+/// `_initialize` loops 100 000 times (a few hundred thousand fuel units); `run` is almost free.
+const COSTLY_INIT: &str = r#"(module
+  (func (export "_initialize") (local $i i32)
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 100000)))))
+  (func (export "run") (result i32) (i32.const 0)))"#;
+
+/// Builds `COSTLY_INIT` with the given limits and calls `run` twice. Initialisation runs when
+/// the plugin is built (upstream, for reactors) or before its first call (here): either way
+/// running out of initialisation fuel is an error from this function.
+fn run_costly_init(call: u64, init: Option<u64>) -> Result<(), extism::Error> {
+    let builder = PluginBuilder::new(COSTLY_INIT.as_bytes()).with_fuel_limit(call);
+    let builder = match init {
+        Some(init) => builder.with_initialization_fuel_limit(init),
+        None => builder,
+    };
+    let mut plugin = builder.build()?;
+    for _ in 0..2 {
+        assert_eq!(plugin.call::<&str, &[u8]>("run", "")?, b"");
+    }
+    Ok(())
+}
+
+#[test]
+fn initialization_fuel_limit_is_apart_from_the_call_limit() {
+    // Without an initialisation limit the call limit also bounds initialisation.
+    assert!(run_costly_init(10_000, None).is_err());
+    // A large initialisation budget does not count against a small call budget.
+    run_costly_init(10_000, Some(100_000_000)).unwrap();
+    // A small initialisation budget stops initialisation even with a large call budget.
+    assert!(run_costly_init(100_000_000, Some(10_000)).is_err());
+    // An initialisation limit without a call limit is refused.
+    assert!(PluginBuilder::new(COSTLY_INIT.as_bytes())
+        .with_initialization_fuel_limit(1_000)
+        .build()
+        .is_err());
+}

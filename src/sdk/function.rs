@@ -25,9 +25,13 @@ pub type ExtismValType = c_int;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union ExtismValUnion {
+    /// `I32`.
     pub i32: i32,
+    /// `I64` (also `PTR`).
     pub i64: i64,
+    /// `F32`.
     pub f32: f32,
+    /// `F64`.
     pub f64: f64,
 }
 
@@ -35,7 +39,9 @@ pub union ExtismValUnion {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExtismVal {
+    /// Which member of `v` holds the value.
     pub t: ExtismValType,
+    /// The value.
     pub v: ExtismValUnion,
 }
 

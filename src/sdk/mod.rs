@@ -5,11 +5,11 @@
 //! `spec/c-api.md`.
 //!
 //! Rules every export here follows:
-//! - no panic crosses the boundary: every body runs inside [`guard`], which turns a panic into
+//! - no panic crosses the boundary: every body runs inside `guard`, which turns a panic into
 //!   the function's failure value;
 //! - NULL is accepted wherever a pointer is taken, and gives the documented failure value;
 //! - strings handed out are either owned by the library (documented per function) or returned
-//!   through an `errmsg` out-parameter, allocated by [`set_errmsg`] and released only by
+//!   through an `errmsg` out-parameter, allocated by `set_errmsg` and released only by
 //!   `extism_plugin_new_error_free`.
 //!
 //! Safety contract of every `unsafe` export (the same for all, so it is stated once here):
