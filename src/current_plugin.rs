@@ -153,8 +153,13 @@ impl CurrentPlugin {
     /// Async host functions ([`crate::Function::new_async`]) need no such checks: their
     /// future is dropped when the call is interrupted.
     pub fn is_interrupted(&self) -> bool {
+        self.interruption().is_some()
+    }
+
+    /// Why the running call is interrupted, if it is.
+    pub(crate) fn interruption(&self) -> Option<crate::Interrupted> {
         let state = self.state();
-        state.interrupt.check(state.deadline).is_some()
+        state.interrupt.check(state.deadline)
     }
 
     /// Time left before the running call times out, or `None` without a manifest timeout.

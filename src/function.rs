@@ -361,6 +361,13 @@ fn run_sync(
         // A panicking host function fails the call instead of unwinding into the host.
         let run = AssertUnwindSafe(|| callback(plugin, inputs, outputs));
         match std::panic::catch_unwind(run) {
+            // A host function that returns after the deadline or a cancel (having seen
+            // `is_interrupted`, or just slow) ends the call at once: the guest may not reach
+            // another epoch check before it returns.
+            Ok(Ok(())) => match plugin.interruption() {
+                Some(interrupted) => Err(interrupted.into()),
+                None => Ok(()),
+            },
             Ok(result) => result,
             Err(panic) => Err(panicked(name, &*panic)),
         }

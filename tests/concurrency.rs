@@ -81,11 +81,19 @@ fn random_cancels_under_load_only_hit_their_target() {
         seed ^= seed << 17;
         let delay = Duration::from_micros(seed % 20_000);
         let handle = target.cancel_handle();
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = done.clone();
+        // A cancel only stops a running call; one that comes before the call starts (a short
+        // delay on a loaded machine) is repeated until the call ends.
         let canceller = thread::spawn(move || {
             thread::sleep(delay);
-            handle.cancel().unwrap();
+            while !finished.load(Ordering::SeqCst) {
+                handle.cancel().unwrap();
+                thread::sleep(Duration::from_millis(2));
+            }
         });
         let err = target.call::<_, ()>("loop_forever", "").unwrap_err();
+        done.store(true, Ordering::SeqCst);
         assert_eq!(
             err.downcast_ref::<Interrupted>(),
             Some(&Interrupted::Cancelled)
