@@ -606,9 +606,9 @@ fn enable_http_response_headers_lets_the_guest_read_them() {
     assert!(headers.contains(r#""x-test":"yes""#), "{headers}");
 }
 
-#[test]
-fn link_supplies_another_module() {
-    let env = Env::new();
+/// `lib.wat` exporting `answer`, and `main.wat` importing it from module `lib` and
+/// outputting it as one byte (`*`).
+fn linked_pair(env: &Env) -> (String, String) {
     let lib = env.write(
         "lib.wat",
         r#"(module (func (export "answer") (result i32) (i32.const 42)))"#,
@@ -626,6 +626,13 @@ fn link_supplies_another_module() {
     (call $output_set (local.get $h) (i64.const 1))
     (i32.const 0)))"#,
     );
+    (lib, main)
+}
+
+#[test]
+fn link_supplies_another_module() {
+    let env = Env::new();
+    let (lib, main) = linked_pair(&env);
     env.cmd()
         .args(["call", &main, "run", "--link", &format!("lib={lib}")])
         .assert()
@@ -641,23 +648,7 @@ fn link_supplies_another_module() {
 #[test]
 fn link_without_a_name_uses_the_file_stem() {
     let env = Env::new();
-    let lib = env.write(
-        "lib.wat",
-        r#"(module (func (export "answer") (result i32) (i32.const 42)))"#,
-    );
-    let main = env.write(
-        "main.wat",
-        r#"(module
-  (import "lib" "answer" (func $answer (result i32)))
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
-  (func (export "run") (result i32) (local $h i64)
-    (local.set $h (call $alloc (i64.const 1)))
-    (call $store_u8 (local.get $h) (call $answer))
-    (call $output_set (local.get $h) (i64.const 1))
-    (i32.const 0)))"#,
-    );
+    let (lib, main) = linked_pair(&env);
     env.cmd()
         .args(["call", &main, "run", "--link", &lib])
         .assert()
