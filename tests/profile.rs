@@ -75,7 +75,11 @@ fn callers_of_a_hot_function_split_time_as_their_work() {
     assert!(profile.sample_count() > 10, "{}", profile.collapsed());
     // Every frame is named from the guest's name section, though the kernel was linked in.
     for (frames, _) in &stacks {
-        assert_eq!(frames[0], "run", "{frames:?}");
+        // The runtime's own kernel calls around the export (input, output) are roots too.
+        assert!(
+            frames[0] == "run" || frames[0].starts_with("[kernel] "),
+            "{frames:?}"
+        );
         assert!(
             frames.iter().all(|f| !f.starts_with("wasm-function")),
             "{frames:?}"
