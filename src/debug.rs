@@ -90,7 +90,7 @@ impl From<&DebugOptions> for Dumps {
 
 impl Dumps {
     /// Writes the core dump wasmtime attached to a trap, when asked for one.
-    pub fn trapped(&self, store: impl AsContextMut, error: &wasmtime::Error, plugin: &str) {
+    pub fn trapped(&self, store: impl AsContextMut, error: &wasmtime::Error, plugin: uuid::Uuid) {
         let (Some(path), Some(dump)) = (&self.coredump, error.downcast_ref::<WasmCoreDump>())
         else {
             return;
@@ -99,7 +99,7 @@ impl Dumps {
     }
 
     /// Writes the Extism memory after a failed call, when asked for it.
-    pub fn failed(&self, mut store: impl AsContextMut, memory: Option<Memory>, plugin: &str) {
+    pub fn failed(&self, mut store: impl AsContextMut, memory: Option<Memory>, plugin: uuid::Uuid) {
         let (Some(path), Some(memory)) = (&self.memdump, memory) else {
             return;
         };
@@ -112,14 +112,14 @@ impl Dumps {
     }
 }
 
-fn write(path: &Path, bytes: &[u8], what: &str, plugin: &str) {
+fn write(path: &Path, bytes: &[u8], what: &str, plugin: uuid::Uuid) {
     match std::fs::write(path, bytes) {
         Ok(()) => tracing::debug!(
-            target: "extism", plugin, "{what} written to {} ({} bytes)", path.display(),
+            target: "extism", plugin = %plugin, "{what} written to {} ({} bytes)", path.display(),
             bytes.len()
         ),
         Err(e) => tracing::error!(
-            target: "extism", plugin, "unable to write {what} to {}: {e}", path.display()
+            target: "extism", plugin = %plugin, "unable to write {what} to {}: {e}", path.display()
         ),
     }
 }

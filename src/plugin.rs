@@ -382,8 +382,8 @@ impl Plugin {
         }
         if result.is_err() {
             let memory = self.kernel.as_ref().map(|k| k.memory);
-            let id = self.id().to_string();
-            self.compiled.dumps.failed(&mut self.store, memory, &id);
+            let id = self.id();
+            self.compiled.dumps.failed(&mut self.store, memory, id);
         }
         self.store.data_mut().host_context = None;
         self.store.data_mut().deadline = None;
@@ -450,17 +450,19 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<Export, (anyhow::Error, i32)> {
-        if let Some(fuel) = self.compiled.initialization_fuel {
-            self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
-        }
-        if self.rebuild {
-            tracing::debug!(plugin = %self.id(), "starting from a fresh store after _start");
-            self.rebuild_store().map_err(step_error)?;
-        }
-        if self.main.is_none() {
-            tracing::debug!(plugin = %self.id(), "instantiating the main module");
-            self.instantiate_main()
-                .map_err(|e| step_error(init_error(e)))?;
+        if self.rebuild || self.main.is_none() {
+            if let Some(fuel) = self.compiled.initialization_fuel {
+                self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
+            }
+            if self.rebuild {
+                tracing::debug!(plugin = %self.id(), "starting from a fresh store after _start");
+                self.rebuild_store().map_err(step_error)?;
+            }
+            if self.main.is_none() {
+                tracing::debug!(plugin = %self.id(), "instantiating the main module");
+                self.instantiate_main()
+                    .map_err(|e| step_error(init_error(e)))?;
+            }
         }
         // Initialisation is paid from its own budget, not the call's.
         if let Some(fuel) = self.compiled.fuel {
@@ -482,8 +484,8 @@ impl Plugin {
         deadline: Option<Deadline>,
     ) -> Result<i32, (anyhow::Error, i32)> {
         if let Err(e) = &result {
-            let id = self.id().to_string();
-            self.compiled.dumps.trapped(&mut self.store, e, &id);
+            let id = self.id();
+            self.compiled.dumps.trapped(&mut self.store, e, id);
         }
         self.cancel.state.end();
         drop(deadline);

@@ -94,10 +94,27 @@ fn assert_send<T: Send>(t: T) -> T {
 async fn thousand_concurrent_calls_share_one_compiled_plugin() {
     const CALLS: usize = 1000;
     let delay = Duration::from_millis(100);
-    let compiled = compile_async(
-        host_fns(None),
-        vec![async_reflect(delay), host_context_fn()],
+    // How many calls wait in the host function at once: 1 if calls were serialised.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (in_flight.clone(), most.clone());
+    let counting_reflect = Function::new_async(
+        "host_reflect",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        move |plugin, inputs, outputs, _| {
+            let (now, peak) = (now.clone(), peak.clone());
+            Box::pin(async move {
+                let bytes: Vec<u8> = plugin.memory_get_val(&inputs[0])?;
+                peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                plugin.memory_set_val(&mut outputs[0], bytes)
+            })
+        },
     );
+    let compiled = compile_async(host_fns(None), vec![counting_reflect, host_context_fn()]);
 
     let single = Instant::now();
     let mut plugin = AsyncPlugin::new(&compiled).unwrap();
@@ -122,6 +139,11 @@ async fn thousand_concurrent_calls_share_one_compiled_plugin() {
     for task in tasks {
         task.await.unwrap();
     }
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most >= 10,
+        "at most {most} calls awaited the host function at once"
+    );
     // Reported, not asserted (timing is the benchmark's business): close to one call's time
     // means the calls waited concurrently.
     eprintln!(
