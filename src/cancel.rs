@@ -154,13 +154,15 @@ pub(crate) fn on_epoch(
 
 /// The epoch callback of async plugins: as [`on_epoch`], but a guest that is not interrupted
 /// yields to the executor (the ticker advances the epoch every `timer::SLICE` while async
-/// calls run).
+/// calls run). A kernel call entered directly (fiber.rs) continues instead: it must not
+/// suspend, and it is short.
 pub(crate) fn on_epoch_yielding(
     ctx: StoreContextMut<'_, PluginState>,
 ) -> wasmtime::Result<UpdateDeadline> {
     let state = ctx.data();
     match state.interrupt.check(state.deadline) {
         Some(why) => Err(wasmtime::Error::new(why)),
+        None if crate::fiber::in_kernel_call() => Ok(UpdateDeadline::Continue(1)),
         None => Ok(UpdateDeadline::Yield(1)),
     }
 }

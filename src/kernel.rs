@@ -8,6 +8,8 @@
 //! touch memory outside the kernel's linear memory. It knows nothing about calls or plugins.
 
 use anyhow::{bail, Result};
+
+use crate::fiber::KernelValues;
 use wasmtime::{
     AsContext, AsContextMut, Extern, Instance, Memory, Module, ModuleExport, TypedFunc,
 };
@@ -132,8 +134,8 @@ pub(crate) struct Kernel {
     output_length: TypedFunc<(), u64>,
     error_get: TypedFunc<(), u64>,
     error_set: TypedFunc<u64, ()>,
-    /// In an async plugin's store the kernel is entered through wasmtime's async entry
-    /// points (fiber.rs).
+    /// In an async plugin's store the kernel is entered directly, without a fiber
+    /// (fiber.rs).
     asynchronous: bool,
 }
 
@@ -182,7 +184,7 @@ impl Kernel {
         })
     }
 
-    /// Calls a kernel function through the entry point the store accepts.
+    /// Calls a kernel function the way the store allows (fiber.rs).
     #[inline]
     fn enter<P, R>(
         &self,
@@ -191,10 +193,10 @@ impl Kernel {
         params: P,
     ) -> wasmtime::Result<R>
     where
-        P: wasmtime::WasmParams + Sync,
-        R: wasmtime::WasmResults + Sync,
+        P: wasmtime::WasmParams + KernelValues,
+        R: wasmtime::WasmResults + KernelValues,
     {
-        crate::fiber::call(f, store, params, self.asynchronous)
+        crate::fiber::call_kernel(f, store, params, self.asynchronous)
     }
 
     /// Allocates `n` bytes; 0 when `n == 0` or memory cannot be had.
