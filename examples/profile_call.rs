@@ -5,15 +5,19 @@
 //!     target/release/examples/profile_call testdata/rust/wasm/echo.wasm echo 1048576 2000
 //! ```
 //!
-//! Arguments: plugin, export, input size in bytes (text), number of calls. The host functions of
+//! Arguments: plugin, export, input size in bytes (text), number of calls, and optionally
+//! `async`: the calls then go through an [`extism::AsyncPlugin`], each awaited on a
+//! current-thread tokio runtime (as the `call/async` benchmarks do). The host functions of
 //! testdata/rust/host_fns are provided (`host_reflect` returns a copy of its argument).
 
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [path, export, size, calls] = args.as_slice() else {
-        anyhow::bail!("usage: profile_call PLUGIN EXPORT INPUT_BYTES CALLS");
+    let (path, export, size, calls, asynchronous) = match args.as_slice() {
+        [path, export, size, calls] => (path, export, size, calls, false),
+        [path, export, size, calls, mode] if mode == "async" => (path, export, size, calls, true),
+        _ => anyhow::bail!("usage: profile_call PLUGIN EXPORT INPUT_BYTES CALLS [async]"),
     };
     let input: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
         .iter()
@@ -41,11 +45,25 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         },
     );
-    let mut plugin = extism::Plugin::new(std::fs::read(path)?, [reflect, context], false)?;
+    let builder =
+        extism::PluginBuilder::new(std::fs::read(path)?).with_functions([reflect, context]);
     let calls: u32 = calls.parse()?;
-    let start = Instant::now();
-    for _ in 0..calls {
-        plugin.call::<&[u8], &[u8]>(export, &input)?;
+    let start;
+    if asynchronous {
+        let mut plugin = builder.build_async()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        start = Instant::now();
+        for _ in 0..calls {
+            rt.block_on(plugin.call::<&[u8], &[u8]>(export, &input))?;
+        }
+    } else {
+        let mut plugin = builder.build()?;
+        start = Instant::now();
+        for _ in 0..calls {
+            plugin.call::<&[u8], &[u8]>(export, &input)?;
+        }
     }
     let each = start.elapsed() / calls;
     eprintln!("{export}: {each:?} per call");

@@ -140,7 +140,10 @@ where
     // not yield while `_direct` is set (cancel.rs); deadline and cancel still trap it. Inside
     // a host function (the one place it nests), wasmtime keeps the enclosing call's stack
     // limit for the recursive entry, so the kernel's stack use counts against the guest's.
-    unsafe { f.func().call_unchecked(store, &mut values[..] as *mut [ValRaw])? };
+    unsafe {
+        f.func()
+            .call_unchecked(store, &mut values[..] as *mut [ValRaw])?
+    };
     Ok(R::read(&values))
 }
 

@@ -31,6 +31,10 @@ struct Schedule {
     deadlines: BTreeMap<(Instant, u64), Option<Arc<WakerSlot>>>,
     /// Async calls running now; the ticker slices time while this is not zero.
     sliced: usize,
+    /// The ticker will wake at the next slice boundary. While it does, a call that starts
+    /// need not wake it: back-to-back short calls cost it one wake-up per slice, not one
+    /// per call.
+    slicing: bool,
 }
 
 struct Ticker {
@@ -66,41 +70,42 @@ impl Ticker {
 
     fn run(&self) {
         let mut s = self.lock();
-        let mut next_slice = Instant::now() + SLICE;
+        // The next slice boundary, while async calls run.
+        let mut next_slice: Option<Instant> = None;
         loop {
             let now = Instant::now();
-            if s.sliced > 0 && next_slice <= now {
-                next_slice = now + SLICE;
-                advance_epochs();
-            }
-            let first = s.deadlines.first_key_value().map(|(k, _)| *k);
-            match first {
-                Some(first) if first.0 <= now => {
-                    if let Some(Some(slot)) = s.deadlines.remove(&first) {
-                        slot.wake();
-                    }
+            next_slice = match (s.sliced > 0, next_slice) {
+                (false, _) => None,
+                // Slicing starts: a full slice first.
+                (true, None) => Some(now + SLICE),
+                (true, Some(at)) if at <= now => {
                     advance_epochs();
+                    Some(now + SLICE)
                 }
-                _ => {
-                    let until = match (first, s.sliced > 0) {
-                        (Some(f), true) => Some(f.0.min(next_slice)),
-                        (Some(f), false) => Some(f.0),
-                        (None, true) => Some(next_slice),
-                        (None, false) => None,
-                    };
-                    s = match until {
-                        None => self.wake.wait(s).unwrap_or_else(|p| p.into_inner()),
-                        Some(at) => {
-                            let wait = at.saturating_duration_since(now);
-                            let woken = self.wake.wait_timeout(s, wait);
-                            woken.unwrap_or_else(|p| p.into_inner()).0
-                        }
-                    };
-                    if s.sliced == 0 {
-                        next_slice = Instant::now() + SLICE;
-                    }
+                (true, at) => at,
+            };
+            s.slicing = next_slice.is_some();
+            let first = s.deadlines.first_key_value().map(|(k, _)| *k);
+            if let Some(first) = first.filter(|f| f.0 <= now) {
+                if let Some(Some(slot)) = s.deadlines.remove(&first) {
+                    slot.wake();
                 }
+                advance_epochs();
+                continue;
             }
+            let until = match (first, next_slice) {
+                (Some(f), Some(at)) => Some(f.0.min(at)),
+                (Some(f), None) => Some(f.0),
+                (None, at) => at,
+            };
+            s = match until {
+                None => self.wake.wait(s).unwrap_or_else(|p| p.into_inner()),
+                Some(at) => {
+                    let wait = at.saturating_duration_since(now);
+                    let woken = self.wake.wait_timeout(s, wait);
+                    woken.unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
         }
     }
 }
@@ -167,9 +172,9 @@ impl Slices {
         let t = ticker();
         let mut s = t.lock();
         s.sliced += 1;
-        let first = s.sliced == 1;
+        let idle = !s.slicing;
         drop(s);
-        if first {
+        if idle {
             t.wake.notify_one();
         }
         Slices(())
