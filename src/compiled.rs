@@ -22,6 +22,7 @@ use crate::{
     kernel_link,
     manifest::{DownloadProgress, Manifest, ManifestExt, Wasm},
     plugin_state::{Permissions, PluginState},
+    signature::describe,
 };
 
 /// Where one import of a module comes from.
@@ -327,30 +328,6 @@ fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSo
          with a newer PDK than this runtime supports",
         describe(ty)
     )
-}
-
-/// `(i64, i32) -> i64` style text for an import's type.
-pub(crate) fn describe(ty: &ExternType) -> String {
-    match ty {
-        ExternType::Func(f) => signature_text(
-            &f.params().map(|t| t.to_string()).collect::<Vec<_>>(),
-            &f.results().map(|t| t.to_string()).collect::<Vec<_>>(),
-        ),
-        ExternType::Memory(_) => "memory".into(),
-        ExternType::Table(_) => "table".into(),
-        ExternType::Global(_) => "global".into(),
-        ExternType::Tag(_) => "tag".into(),
-    }
-}
-
-/// `(i64, i32) -> i64` style text for a function signature.
-pub(crate) fn signature_text(params: &[String], results: &[String]) -> String {
-    let params = params.join(", ");
-    match results {
-        [] => format!("({params})"),
-        [one] => format!("({params}) -> {one}"),
-        _ => format!("({params}) -> ({})", results.join(", ")),
-    }
 }
 
 /// Orders modules so every module comes after those it imports from, `main` last. Imports

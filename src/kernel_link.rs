@@ -316,13 +316,13 @@ fn is_kernel_function(module: &str, name: &str, ty: &TypeRef) -> bool {
         && matches!(ty, TypeRef::Func(_) | TypeRef::FuncExact(_))
 }
 
-/// `(i64, i32) -> i64` style text, as compiled.rs describes import types.
+/// `(i64, i32) -> i64` style text, as every import check spells types (signature.rs).
 fn describe(sig: Option<&Signature>) -> String {
     let Some((params, results)) = sig else {
         return "a non-function type".into();
     };
     let text = |v: &[wasmparser::ValType]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
-    crate::compiled::signature_text(&text(params), &text(results))
+    crate::signature::signature_text(&text(params), &text(results))
 }
 
 /// The linked module's sections, filled from the guest and then the kernel.

@@ -60,6 +60,7 @@ mod plugin_state;
 mod pool;
 mod profile;
 pub mod sdk;
+mod signature;
 mod timer;
 pub mod wasi;
 

@@ -878,8 +878,8 @@ fn setup(
                     "incompatible import type for `{}::{}`: the module expects {}, the host provides {}",
                     import.module(),
                     import.name(),
-                    crate::compiled::describe(&want.into()),
-                    crate::compiled::describe(&found.into()),
+                    crate::signature::describe(&want.into()),
+                    crate::signature::describe(&found.into()),
                 );
             }
         }
