@@ -9,7 +9,9 @@ use std::{io::Read, time::Instant};
 use anyhow::{anyhow, bail, Result};
 use url::Url;
 
-use crate::manifest::{DownloadProgress, HttpRequest};
+use extism_manifest::HttpRequest;
+
+use crate::progress::DownloadProgress;
 
 const MAX_REDIRECTS: usize = 10;
 

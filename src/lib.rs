@@ -59,6 +59,7 @@ mod plugin;
 mod plugin_state;
 mod pool;
 mod profile;
+mod progress;
 pub mod sdk;
 mod signature;
 mod timer;

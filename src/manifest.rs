@@ -44,6 +44,8 @@ use sha2::{Digest, Sha256};
 
 pub use extism_manifest::{HttpRequest, Manifest, MemoryOptions, Wasm, WasmMetadata};
 
+pub use crate::progress::DownloadProgress;
+
 /// Default `memory.max_http_response_bytes`: 50 MiB.
 pub const DEFAULT_MAX_HTTP_RESPONSE_BYTES: u64 = 50 * 1024 * 1024;
 /// Default `memory.max_var_bytes`: 1 MiB.
@@ -250,9 +252,6 @@ pub struct ResolvedModule {
     /// The module's wasm or WAT bytes.
     pub bytes: Vec<u8>,
 }
-
-/// Called with (bytes received, total if known) while a URL source downloads.
-pub type DownloadProgress<'a> = &'a (dyn Fn(u64, Option<u64>) + Sync);
 
 /// Upstream's naming rules: one entry is always `main`; otherwise unnamed entries are `main`,
 /// and the last entry becomes `main` when no earlier one is.
