@@ -1,4 +1,5 @@
-//! Interrupting a running call: cancel handles, per-call deadlines and the epoch callback.
+//! Interrupting a running call: cancel handles and the per-plugin interrupt state that the
+//! epoch callbacks (epoch.rs) check against the call's deadline.
 //!
 //! Every store gets an epoch-deadline callback that looks only at *its own* plugin's state, so
 //! a cancel or timeout stops exactly one plugin even when several instances of one compiled
@@ -18,9 +19,9 @@ use std::{
     time::Instant,
 };
 
-use wasmtime::{Engine, StoreContextMut, UpdateDeadline};
+use wasmtime::Engine;
 
-use crate::{plugin_state::PluginState, timer::WakerSlot};
+use crate::timer::WakerSlot;
 
 /// Why wasm code was stopped from the outside. Both read as `timeout` to callers, as upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,35 +135,5 @@ impl CancelHandle {
         self.state.engine.increment_epoch();
         self.state.waker.wake();
         Ok(())
-    }
-}
-
-/// The epoch-deadline callback installed in every store. A profiled store takes a sample
-/// first (profile.rs); the interruption checks are the same either way.
-pub(crate) fn on_epoch(
-    mut ctx: StoreContextMut<'_, PluginState>,
-) -> wasmtime::Result<UpdateDeadline> {
-    if ctx.data().profile.is_some() {
-        crate::profile::sample(&mut ctx);
-    }
-    let state = ctx.data();
-    match state.interrupt.check(state.deadline) {
-        Some(why) => Err(wasmtime::Error::new(why)),
-        None => Ok(UpdateDeadline::Continue(1)),
-    }
-}
-
-/// The epoch callback of async plugins: as [`on_epoch`], but a guest that is not interrupted
-/// yields to the executor (the ticker advances the epoch every `timer::SLICE` while async
-/// calls run). A kernel call entered directly (fiber.rs) continues instead: it must not
-/// suspend, and it is short.
-pub(crate) fn on_epoch_yielding(
-    ctx: StoreContextMut<'_, PluginState>,
-) -> wasmtime::Result<UpdateDeadline> {
-    let state = ctx.data();
-    match state.interrupt.check(state.deadline) {
-        Some(why) => Err(wasmtime::Error::new(why)),
-        None if crate::fiber::in_kernel_call() => Ok(UpdateDeadline::Continue(1)),
-        None => Ok(UpdateDeadline::Yield(1)),
     }
 }

@@ -43,6 +43,7 @@ mod current_plugin;
 mod debug;
 pub mod disk_cache;
 mod engine;
+mod epoch;
 mod fiber;
 mod function;
 mod heap_trim;

@@ -16,10 +16,10 @@ use anyhow::{anyhow, Result};
 use wasmtime::{Extern, Instance, Store, TypedFunc};
 
 use crate::{
-    cancel::{self, CancelHandle, InterruptState, Interrupted},
+    cancel::{CancelHandle, InterruptState, Interrupted},
     compiled::{Compiled, CompiledPlugin, ImportSource},
     convert::{FromBytes, ToBytes},
-    fiber,
+    epoch, fiber,
     kernel::Kernel,
     limits::{MemoryBudget, OutOfMemory},
     manifest::ManifestExt,
@@ -805,9 +805,9 @@ fn setup(
     store.data_mut().profile = carried.profile;
     store.limiter(|s| &mut s.memory);
     if asynchronous {
-        store.epoch_deadline_callback(cancel::on_epoch_yielding);
+        store.epoch_deadline_callback(epoch::on_epoch_yielding);
     } else {
-        store.epoch_deadline_callback(cancel::on_epoch);
+        store.epoch_deadline_callback(epoch::on_epoch);
     }
     store.set_epoch_deadline(1);
     if let Some(fuel) = compiled.initialization_fuel {
