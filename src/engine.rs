@@ -210,15 +210,6 @@ impl Runtime {
         Ok(rt)
     }
 
-    /// Every engine that exists (the epoch ticker advances them).
-    pub fn all() -> Vec<Arc<Runtime>> {
-        registry()
-            .engines
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect()
-    }
-
     fn new(key: &EngineKey) -> Result<Runtime> {
         let mut config = match &key.custom {
             Some(custom) => (*custom.config).clone(),
@@ -260,6 +251,7 @@ impl Runtime {
         };
         config.profiler(profiler);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        crate::timer::watch_engine(&engine);
         Ok(Runtime {
             engine,
             kernel: OnceLock::new(),

@@ -5,7 +5,7 @@
 //! first async call). It sleeps on a condition variable until the earliest registered deadline
 //! (indefinitely when none is registered and no async call runs: no busy thread, unlike
 //! upstream #814), then advances the engines' epochs so the running plugin's epoch callback
-//! (`cancel.rs`) checks its own deadline, and wakes the task of an async call waiting on that
+//! (`epoch.rs`) checks its own deadline, and wakes the task of an async call waiting on that
 //! deadline. While async calls run (`Slices`), it also advances the epochs every
 //! [`SLICE`], so their guests yield to the executor regularly. A sync call without a timeout
 //! never touches the ticker.
@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::engine::Runtime;
+use wasmtime::{Engine, EngineWeak};
 
 /// How long an async call's guest runs before it yields to the executor.
 pub(crate) const SLICE: Duration = Duration::from_millis(1);
@@ -57,9 +57,23 @@ fn ticker() -> &'static Ticker {
     })
 }
 
+/// Every engine that may still run wasm, registered by engine.rs as it creates them; weak, so
+/// the ticker keeps no engine alive.
+fn engines() -> MutexGuard<'static, Vec<EngineWeak>> {
+    static ENGINES: Mutex<Vec<EngineWeak>> = Mutex::new(Vec::new());
+    ENGINES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Makes the ticker advance `engine`'s epoch (at deadlines and time slices).
+pub(crate) fn watch_engine(engine: &Engine) {
+    let mut engines = engines();
+    engines.retain(|e| e.upgrade().is_some());
+    engines.push(engine.weak());
+}
+
 fn advance_epochs() {
-    for rt in Runtime::all() {
-        rt.engine.increment_epoch();
+    for engine in engines().iter().filter_map(EngineWeak::upgrade) {
+        engine.increment_epoch();
     }
 }
 
