@@ -49,7 +49,7 @@ use wasmtime::{Engine, Module};
 
 use crate::{
     engine::{CachedModule, Runtime},
-    manifest::hex,
+    hex::hex,
 };
 
 const MAGIC: &[u8; 8] = b"XRUNCWSM";

@@ -290,7 +290,7 @@ impl Runtime {
         }
         let started = Instant::now();
         let binary = if !bytes.starts_with(b"\0asm")
-            && std::str::from_utf8(bytes).is_ok_and(crate::manifest::is_wat)
+            && std::str::from_utf8(bytes).is_ok_and(crate::wat_text::is_wat)
         {
             wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{e}"))?
         } else {

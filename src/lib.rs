@@ -47,6 +47,7 @@ mod epoch;
 mod fiber;
 mod function;
 mod heap_trim;
+mod hex;
 mod host;
 #[cfg(any(feature = "http", feature = "register-http"))]
 mod http;
@@ -65,6 +66,7 @@ pub mod sdk;
 mod signature;
 mod timer;
 pub mod wasi;
+mod wat_text;
 
 pub use anyhow::Error;
 pub use async_function::HostFuture;

@@ -35,12 +35,14 @@
 //! # Ok::<(), extism::Error>(())
 //! ```
 
-use std::{collections::BTreeMap, fmt, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use serde::{de::Error as _, Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
+
+use crate::{hex::hex, wat_text::is_wat};
 
 pub use extism_manifest::{HttpRequest, Manifest, MemoryOptions, Wasm, WasmMetadata};
 
@@ -212,35 +214,9 @@ fn detect(bytes: &[u8]) -> Input<'_> {
     }
 }
 
-/// True for WebAssembly text: a leading comment, or `(` followed by the keyword `module`.
-/// Unlike upstream, leading whitespace is allowed.
-pub(crate) fn is_wat(text: &str) -> bool {
-    let t = text.trim_start();
-    if t.starts_with(";;") || t.starts_with("(;") {
-        return true;
-    }
-    t.strip_prefix('(')
-        .map(|rest| {
-            let rest = rest.trim_start();
-            rest.starts_with("module")
-                && !rest[6..].starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '-')
-        })
-        .unwrap_or(false)
-}
-
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// A module source resolved to bytes, with its final name.
@@ -544,15 +520,6 @@ impl<'de> Deserialize<'de> for WasmRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wat_detection() {
-        assert!(is_wat("(module)"));
-        assert!(is_wat("  \n( module (func))"));
-        assert!(is_wat(";; comment\n(module)"));
-        assert!(!is_wat("(modules)"));
-        assert!(!is_wat("{\"wasm\": []}"));
-    }
 
     #[test]
     fn names_follow_upstream_rules() {
