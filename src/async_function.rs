@@ -1,5 +1,5 @@
-//! Async host functions: [`Function::new_async`], whose callback returns a future that the
-//! call awaits (async plugins only, async_plugin.rs).
+//! Async host functions (`Function::new_async`, function.rs), whose callback returns a future
+//! that the call awaits (async plugins only, async_plugin.rs).
 //!
 //! Owns how such a callback is put into a linker: its future is raced against the call's
 //! deadline and cancel flag, and dropped the moment either fires (the call then fails with
@@ -16,11 +16,11 @@ use std::{
 };
 
 use anyhow::Result;
-use wasmtime::{FuncType, Linker};
+use wasmtime::{FuncType, Linker, Val};
 
 use crate::{
     current_plugin::CurrentPlugin,
-    function::{panicked, zero_results, Body, Function, UserData, Val, ValType},
+    host_call::{panicked, zero_results},
     plugin_state::PluginState,
 };
 
@@ -30,66 +30,6 @@ pub type HostFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 pub(crate) type AsyncCallback =
     dyn for<'a> Fn(&'a mut CurrentPlugin, &'a [Val], &'a mut [Val]) -> HostFuture<'a> + Send + Sync;
-
-impl Function {
-    /// A host function whose callback is async: it gets the same `&mut CurrentPlugin` (memory
-    /// helpers, vars, host context) as [`Function::new`] and returns a [`HostFuture`] that
-    /// the call awaits, e.g. for a database query or an HTTP request of the host's own.
-    ///
-    /// Only async plugins ([`crate::AsyncPlugin`]) can import it; building a sync plugin with
-    /// it fails. When the call times out or is cancelled while the future waits, the future
-    /// is dropped and the call fails with `timeout` at once.
-    ///
-    /// ```
-    /// use extism::{Function, UserData, ValType, PTR};
-    /// let greet = Function::new_async(
-    ///     "greet",
-    ///     [PTR],
-    ///     [PTR],
-    ///     UserData::new(()),
-    ///     |plugin, inputs, outputs, _user_data| {
-    ///         Box::pin(async move {
-    ///             let name: String = plugin.memory_get_val(&inputs[0])?;
-    ///             // ... `.await` whatever the answer needs ...
-    ///             plugin.memory_set_val(&mut outputs[0], format!("Hello, {name}!"))
-    ///         })
-    ///     },
-    /// );
-    /// ```
-    pub fn new_async<T, F>(
-        name: impl Into<String>,
-        params: impl IntoIterator<Item = ValType>,
-        results: impl IntoIterator<Item = ValType>,
-        user_data: UserData<T>,
-        f: F,
-    ) -> Function
-    where
-        F: for<'a> Fn(
-                &'a mut CurrentPlugin,
-                &'a [Val],
-                &'a mut [Val],
-                UserData<T>,
-            ) -> HostFuture<'a>
-            + Send
-            + Sync
-            + 'static,
-        T: Send + 'static,
-    {
-        let callback: Arc<AsyncCallback> =
-            Arc::new(move |plugin, inputs, outputs| f(plugin, inputs, outputs, user_data.clone()));
-        Function::with_body(
-            name.into(),
-            params.into_iter().collect(),
-            results.into_iter().collect(),
-            Body::Async(callback),
-        )
-    }
-
-    /// True when the callback is async ([`Function::new_async`]).
-    pub fn is_async(&self) -> bool {
-        matches!(self.body(), Body::Async(_))
-    }
-}
 
 /// Defines an async callback in an async plugin's linker.
 pub(crate) fn define(

@@ -6,7 +6,6 @@
 //! a store outside a host call.
 
 use std::{
-    any::Any,
     ffi::c_void,
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
@@ -15,7 +14,12 @@ use std::{
 use anyhow::{bail, Result};
 use wasmtime::{Engine, FuncType, Linker};
 
-use crate::{current_plugin::CurrentPlugin, plugin_state::PluginState};
+use crate::{
+    async_function::{AsyncCallback, HostFuture},
+    current_plugin::CurrentPlugin,
+    host_call::{panicked, zero_results},
+    plugin_state::PluginState,
+};
 
 /// The value types of WebAssembly, as host function signatures name them.
 ///
@@ -176,7 +180,7 @@ type Callback = dyn Fn(&mut CurrentPlugin, &[Val], &mut [Val]) -> Result<()> + S
 #[derive(Clone)]
 pub(crate) enum Body {
     Sync(Arc<Callback>),
-    Async(Arc<crate::async_function::AsyncCallback>),
+    Async(Arc<AsyncCallback>),
 }
 
 /// A host function plugins can import as `namespace::name` (namespace `extism:host/user`
@@ -341,12 +345,63 @@ impl Function {
     }
 }
 
-/// Results the callback leaves alone read as zero of their declared type.
-pub(crate) fn zero_results(outputs: &mut [Val], types: &[wasmtime::ValType]) {
-    for (out, ty) in outputs.iter_mut().zip(types) {
-        if let Some(zero) = Val::default_for_ty(ty) {
-            *out = zero;
-        }
+impl Function {
+    /// A host function whose callback is async: it gets the same `&mut CurrentPlugin` (memory
+    /// helpers, vars, host context) as [`Function::new`] and returns a [`HostFuture`] that
+    /// the call awaits, e.g. for a database query or an HTTP request of the host's own.
+    ///
+    /// Only async plugins ([`crate::AsyncPlugin`]) can import it; building a sync plugin with
+    /// it fails. When the call times out or is cancelled while the future waits, the future
+    /// is dropped and the call fails with `timeout` at once.
+    ///
+    /// ```
+    /// use extism::{Function, UserData, ValType, PTR};
+    /// let greet = Function::new_async(
+    ///     "greet",
+    ///     [PTR],
+    ///     [PTR],
+    ///     UserData::new(()),
+    ///     |plugin, inputs, outputs, _user_data| {
+    ///         Box::pin(async move {
+    ///             let name: String = plugin.memory_get_val(&inputs[0])?;
+    ///             // ... `.await` whatever the answer needs ...
+    ///             plugin.memory_set_val(&mut outputs[0], format!("Hello, {name}!"))
+    ///         })
+    ///     },
+    /// );
+    /// ```
+    pub fn new_async<T, F>(
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Function
+    where
+        F: for<'a> Fn(
+                &'a mut CurrentPlugin,
+                &'a [Val],
+                &'a mut [Val],
+                UserData<T>,
+            ) -> HostFuture<'a>
+            + Send
+            + Sync
+            + 'static,
+        T: Send + 'static,
+    {
+        let callback: Arc<AsyncCallback> =
+            Arc::new(move |plugin, inputs, outputs| f(plugin, inputs, outputs, user_data.clone()));
+        Function::with_body(
+            name.into(),
+            params.into_iter().collect(),
+            results.into_iter().collect(),
+            Body::Async(callback),
+        )
+    }
+
+    /// True when the callback is async ([`Function::new_async`]).
+    pub fn is_async(&self) -> bool {
+        matches!(self.body(), Body::Async(_))
     }
 }
 
@@ -373,21 +428,4 @@ fn run_sync(
         }
     });
     result.map_err(wasmtime::Error::from_anyhow)
-}
-
-/// The error a panicking host function fails its call with.
-pub(crate) fn panicked(name: &str, payload: &(dyn Any + Send)) -> anyhow::Error {
-    anyhow::anyhow!(
-        "host function `{name}` panicked: {}",
-        panic_message(payload)
-    )
-}
-
-/// The text of a panic payload, when it has one.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }

@@ -49,6 +49,7 @@ mod function;
 mod heap_trim;
 mod hex;
 mod host;
+mod host_call;
 #[cfg(any(feature = "http", feature = "register-http"))]
 mod http;
 pub mod kernel;

@@ -49,7 +49,7 @@ pub(crate) fn guard<T>(on_panic: impl FnOnce(&str) -> T, f: impl FnOnce() -> T) 
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
         Err(payload) => {
-            let message = crate::function::panic_message(&*payload);
+            let message = crate::host_call::panic_message(&*payload);
             tracing::error!(target: "extism::sdk", "panic in the C API: {message}");
             on_panic(message)
         }
