@@ -4,7 +4,9 @@
 //!
 //! They look only at their own store's state and never block.
 
-use wasmtime::{StoreContextMut, UpdateDeadline};
+use std::time::Instant;
+
+use wasmtime::{StoreContextMut, UpdateDeadline, WasmBacktrace};
 
 use crate::plugin_state::PluginState;
 
@@ -14,7 +16,7 @@ pub(crate) fn on_epoch(
     mut ctx: StoreContextMut<'_, PluginState>,
 ) -> wasmtime::Result<UpdateDeadline> {
     if ctx.data().profile.is_some() {
-        crate::profile::sample(&mut ctx);
+        sample(&mut ctx);
     }
     let state = ctx.data();
     match state.interrupt.check(state.deadline) {
@@ -35,5 +37,14 @@ pub(crate) fn on_epoch_yielding(
         Some(why) => Err(wasmtime::Error::new(why)),
         None if crate::fiber::in_kernel_call() => Ok(UpdateDeadline::Continue(1)),
         None => Ok(UpdateDeadline::Yield(1)),
+    }
+}
+
+/// Takes a sample from the epoch callback of a store that has a recorder.
+fn sample(ctx: &mut StoreContextMut<'_, PluginState>) {
+    let backtrace = WasmBacktrace::capture(&*ctx);
+    let now = Instant::now();
+    if let Some(recorder) = ctx.data_mut().profile.as_mut() {
+        recorder.record(&backtrace, None, now);
     }
 }

@@ -50,6 +50,7 @@ mod heap_trim;
 mod hex;
 mod host;
 mod host_call;
+mod host_timing;
 #[cfg(any(feature = "http", feature = "register-http"))]
 mod http;
 pub mod kernel;

@@ -909,26 +909,25 @@ fn resolve_imports(
                 import.name()
             )
         };
-        let ext =
-            match source {
-                ImportSource::Kernel(index) => {
-                    kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
+        let ext = match source {
+            ImportSource::Kernel(index) => {
+                kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
+            }
+            ImportSource::Linker => {
+                let ext = compiled
+                    .linker
+                    .get(&mut *store, import.module(), import.name());
+                match ext {
+                    Ok(ext) if store.data().profile.is_some() => Some(
+                        crate::host_timing::wrap_host(store, import.module(), import.name(), ext),
+                    ),
+                    ext => ext.ok(),
                 }
-                ImportSource::Linker => {
-                    let ext = compiled
-                        .linker
-                        .get(&mut *store, import.module(), import.name());
-                    match ext {
-                        Ok(ext) if store.data().profile.is_some() => Some(
-                            crate::profile::wrap_host(store, import.module(), import.name(), ext),
-                        ),
-                        ext => ext.ok(),
-                    }
-                }
-                ImportSource::Module(pos) => instances[*pos]
-                    .as_ref()
-                    .and_then(|i| i.get_export(&mut *store, import.name())),
-            };
+            }
+            ImportSource::Module(pos) => instances[*pos]
+                .as_ref()
+                .and_then(|i| i.get_export(&mut *store, import.name())),
+        };
         externs.push(ext.ok_or_else(missing)?);
     }
     Ok(externs)

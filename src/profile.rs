@@ -2,10 +2,10 @@
 //!
 //! A plugin built with [`crate::PluginBuilder::with_profiler`] carries a recorder in its store.
 //! While one of its calls runs, a clock thread advances the engine's epoch every interval, and
-//! the store's epoch callback (`cancel.rs`) takes a sample: the wasm stack (every frame, named
+//! the store's epoch callback (`epoch.rs`) takes a sample: the wasm stack (every frame, named
 //! from the modules' name sections) weighted by the time since the previous sample. Epoch
 //! callbacks never run inside host functions, so the host functions of a profiled plugin are
-//! wrapped ([`wrap_host`]): the time inside one is recorded on the calling stack under a
+//! wrapped (host_timing.rs): the time inside one is recorded on the calling stack under a
 //! `[host] NAME` frame. Kernel functions show as `[kernel] NAME` (kernel_link.rs names them in a
 //! linked module; a separate kernel instance is recognised here).
 //!
@@ -24,9 +24,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use wasmtime::{Engine, Extern, Func, Module, StoreContextMut, WasmBacktrace};
-
-use crate::plugin_state::PluginState;
+use wasmtime::{Engine, Module, WasmBacktrace};
 
 /// Frames captured per sample at most (a profiling engine's `wasm_backtrace_max_frames`);
 /// deeper stacks are cut at their root end, under a `[truncated]` frame.
@@ -189,7 +187,7 @@ impl Recorder {
 
     /// Records the time since the previous sample on `backtrace`'s stack (plus `extra` on
     /// top), up to `now`.
-    fn record(&mut self, backtrace: &WasmBacktrace, extra: Option<&str>, now: Instant) {
+    pub(crate) fn record(&mut self, backtrace: &WasmBacktrace, extra: Option<&str>, now: Instant) {
         let Some(last) = self.last else {
             return;
         };
@@ -275,49 +273,6 @@ impl Recorder {
         }
         profile
     }
-}
-
-/// Takes a sample from the epoch callback of a store that has a recorder.
-pub(crate) fn sample(ctx: &mut StoreContextMut<'_, PluginState>) {
-    let backtrace = WasmBacktrace::capture(&*ctx);
-    let now = Instant::now();
-    if let Some(recorder) = ctx.data_mut().profile.as_mut() {
-        recorder.record(&backtrace, None, now);
-    }
-}
-
-/// For a profiled store: `ext` (a function the linker defines, named `module::name`) wrapped
-/// so that the time inside it is recorded under a `[host] NAME` frame. Anything else is
-/// returned as it is.
-pub(crate) fn wrap_host(
-    store: &mut wasmtime::Store<PluginState>,
-    module: &str,
-    name: &str,
-    ext: Extern,
-) -> Extern {
-    let Extern::Func(inner) = ext else {
-        return ext;
-    };
-    let label = match module {
-        crate::kernel::ENV_MODULE => format!("[host] {name}"),
-        _ => format!("[host] {module}::{name}"),
-    };
-    let ty = inner.ty(&*store);
-    let wrapped = Func::new(&mut *store, ty, move |mut caller, params, results| {
-        let backtrace = WasmBacktrace::capture(&caller);
-        let entered = Instant::now();
-        if let Some(recorder) = caller.data_mut().profile.as_mut() {
-            recorder.record(&backtrace, None, entered);
-        }
-        let result = inner.call(&mut caller, params, results);
-        let now = Instant::now();
-        if let Some(recorder) = caller.data_mut().profile.as_mut() {
-            // Samples taken meanwhile (wasm called back) moved the start forward.
-            recorder.record(&backtrace, Some(&label), now);
-        }
-        result
-    });
-    Extern::Func(wrapped)
 }
 
 /// `err` without the wasm backtraces a profiling engine attaches to errors leaving wasm (it
