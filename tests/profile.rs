@@ -58,6 +58,11 @@ fn parse_svg(text: &str) -> Result<roxmltree::Document<'_>, roxmltree::Error> {
     roxmltree::Document::parse_with_options(text, options)
 }
 
+/// Work of three parts against one: ideally 3, but samples are wall time, so a thread that is
+/// descheduled on a loaded machine gives a whole gap to one stack. The bounds only tell apart
+/// a split that follows the work from an even or inverted one.
+const THREE_TO_ONE: std::ops::RangeInclusive<f64> = 1.5..=10.0;
+
 fn assert_ratio(a: u64, b: u64, low: f64, high: f64, what: &str) {
     assert!(b > 0, "{what}: no time at all in the smaller part");
     let ratio = a as f64 / b as f64;
@@ -95,7 +100,13 @@ fn callers_of_a_hot_function_split_time_as_their_work() {
         "{}",
         profile.collapsed()
     );
-    assert_ratio(three, one, 1.5, 6.0, "three_parts : one_part");
+    assert_ratio(
+        three,
+        one,
+        *THREE_TO_ONE.start(),
+        *THREE_TO_ONE.end(),
+        "three_parts : one_part",
+    );
     // Nearly all the time is in `hot`.
     assert_ratio(hot, inclusive(&stacks, "run"), 0.9, 1.0, "hot : run");
 }
@@ -136,7 +147,7 @@ fn flame_graph_svg_is_well_formed_with_frames_as_wide_as_their_time() {
         assert!(widths.contains_key(name), "{name} in {widths:?}");
     }
     let ratio = widths["three_parts"] / widths["one_part"];
-    assert!((1.5..=6.0).contains(&ratio), "{ratio} from {widths:?}");
+    assert!(THREE_TO_ONE.contains(&ratio), "{ratio} from {widths:?}");
     assert!(widths["run"] >= widths["three_parts"] + widths["one_part"] - 0.01);
 }
 
@@ -187,7 +198,7 @@ fn firefox_profile_json_has_the_stacks() {
     }
     let ratio = per_function["three_parts"] as f64 / per_function["one_part"] as f64;
     assert!(
-        (1.5..=6.0).contains(&ratio),
+        THREE_TO_ONE.contains(&ratio),
         "{ratio} from {per_function:?}"
     );
 }
