@@ -1,7 +1,8 @@
 //! `PluginBuilder`: collects what a plugin is made of, then compiles or instantiates it.
 //!
 //! Owns the choice between raw bytes and a manifest ([`WasmInput`]) and the builder options.
-//! The work itself is in `compiled.rs` and `plugin.rs`.
+//! The work itself is in `compiled.rs` and `plugin.rs`. `Plugin::new` and `CompiledPlugin::new`
+//! (upstream's shortcuts) are defined here, as they go through a builder.
 
 use std::{borrow::Cow, path::PathBuf};
 
@@ -412,5 +413,27 @@ impl<'a> PluginBuilder<'a> {
     /// Compiles the plugin and creates one instance of it.
     pub fn build(self) -> Result<Plugin> {
         Plugin::new_from_compiled(&self.compile()?)
+    }
+}
+
+impl CompiledPlugin {
+    /// Compiles the plugin a builder describes.
+    pub fn new(builder: PluginBuilder<'_>) -> Result<CompiledPlugin> {
+        compiled::compile(builder.into_options()?)
+    }
+}
+
+impl Plugin {
+    /// Creates a plugin from wasm bytes, text or a manifest, with host functions and WASI on
+    /// or off (examples: [`Plugin`], [`crate::manifest`]).
+    pub fn new<'a>(
+        wasm: impl Into<WasmInput<'a>>,
+        functions: impl IntoIterator<Item = Function>,
+        with_wasi: bool,
+    ) -> Result<Plugin> {
+        PluginBuilder::new(wasm)
+            .with_functions(functions)
+            .with_wasi(with_wasi)
+            .build()
     }
 }

@@ -131,11 +131,6 @@ pub(crate) struct CompileOptions<'a> {
 }
 
 impl CompiledPlugin {
-    /// Compiles the plugin a builder describes.
-    pub fn new(builder: crate::PluginBuilder<'_>) -> Result<CompiledPlugin> {
-        compile(builder.into_options()?)
-    }
-
     /// True when the main module exports `name` as a function the host can call:
     /// `() -> ()` or `() -> i32` (`spec/guest-abi.md` §11.1).
     pub fn function_exists(&self, name: &str) -> bool {

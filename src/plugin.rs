@@ -124,19 +124,6 @@ struct Carried {
 }
 
 impl Plugin {
-    /// Creates a plugin from wasm bytes, text or a manifest, with host functions and WASI on
-    /// or off (examples: [`Plugin`], [`crate::manifest`]).
-    pub fn new<'a>(
-        wasm: impl Into<crate::WasmInput<'a>>,
-        functions: impl IntoIterator<Item = crate::Function>,
-        with_wasi: bool,
-    ) -> Result<Plugin> {
-        crate::PluginBuilder::new(wasm)
-            .with_functions(functions)
-            .with_wasi(with_wasi)
-            .build()
-    }
-
     /// Creates a new instance of a compiled plugin: fresh id, kernel, vars, WASI context and a
     /// copy of the manifest's config.
     pub fn new_from_compiled(compiled: &CompiledPlugin) -> Result<Plugin> {
