@@ -9,12 +9,12 @@
 use std::{any::Any, collections::BTreeMap, sync::Arc, time::Duration};
 
 use anyhow::{anyhow, bail, Result};
+use extism_manifest::Manifest;
 use wasmtime::{Caller, Val};
 
 use crate::{
     convert::{FromBytes, MemoryHandle, ToBytes},
     kernel::Kernel,
-    manifest::Manifest,
     plugin_state::PluginState,
 };
 

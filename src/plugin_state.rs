@@ -7,9 +7,10 @@
 use std::{any::Any, collections::BTreeMap, sync::Arc, time::Instant};
 
 use anyhow::{anyhow, Result};
+use extism_manifest::Manifest;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget, manifest::Manifest};
+use crate::{cancel::InterruptState, kernel::Kernel, limits::MemoryBudget};
 
 /// Limits and permissions fixed by the manifest, shared by every instance of a compiled plugin.
 #[derive(Debug, Clone)]
