@@ -4,7 +4,7 @@
 //! Owns the async form of the call lifecycle; every step but the export itself is the sync
 //! plugin's (plugin.rs: preparation, deadline, outcome classification), so outputs and errors
 //! are the same. While the export runs, the guest yields to the executor every
-//! `timer::SLICE` (epoch yielding, cancel.rs), and awaits the async host functions it calls
+//! `timer::SLICE` (epoch yielding, epoch.rs), and awaits the async host functions it calls
 //! (async_function.rs). It never blocks on an executor's primitives, so it runs on any
 //! executor; WASI in async plugins uses wasmtime-wasi's async functions, which need tokio.
 

@@ -62,8 +62,8 @@ pub(crate) struct Compiled {
     pub http_response_headers: bool,
     /// Files written after failed calls (`DebugOptions`).
     pub dumps: Dumps,
-    /// Compiled for [`crate::AsyncPlugin`]: the linker holds async host functions, so stores
-    /// take wasmtime's async entry points (fiber.rs).
+    /// Compiled for `AsyncPlugin` (async_plugin.rs): the linker holds async host functions,
+    /// so stores take wasmtime's async entry points (fiber.rs).
     pub asynchronous: bool,
     /// Every instance records a sampling profile (profile.rs).
     pub profile: Option<crate::ProfileOptions>,
@@ -113,7 +113,7 @@ impl std::fmt::Debug for CompiledPlugin {
     }
 }
 
-/// Options collected by [`crate::PluginBuilder`].
+/// Options collected by `PluginBuilder` (builder.rs).
 pub(crate) struct CompileOptions<'a> {
     pub manifest: Manifest,
     pub functions: Vec<Function>,
@@ -125,7 +125,7 @@ pub(crate) struct CompileOptions<'a> {
     pub http_response_headers: bool,
     pub engine: EngineKey,
     pub dumps: Dumps,
-    /// For [`crate::AsyncPlugin`] (async_plugin.rs).
+    /// For `AsyncPlugin` (async_plugin.rs).
     pub asynchronous: bool,
     pub profile: Option<crate::ProfileOptions>,
 }

@@ -6,7 +6,7 @@
 //! [`crate::PluginBuilder::with_cache_dir`] names a directory, or a wasmtime-style cache
 //! configuration file names one ([`crate::PluginBuilder::with_cache_config`] or the
 //! `EXTISM_CACHE_CONFIG` variable, as upstream; upstream also caches by default, this runtime
-//! does not). The command line uses it by default. It sits under the in-process cache of `engine.rs`: a module
+//! does not). The command line uses it by default. It is the tier behind the in-process cache of `engine.rs`: a module
 //! already compiled in this process is used as is; otherwise a valid file is deserialised;
 //! otherwise the module is compiled and its file written.
 //!

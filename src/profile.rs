@@ -1,6 +1,6 @@
 //! Sampling profiles of plugin calls: flame graphs (SVG) and Firefox Profiler JSON.
 //!
-//! A plugin built with [`crate::PluginBuilder::with_profiler`] carries a recorder in its store.
+//! A plugin built with `PluginBuilder::with_profiler` carries a recorder in its store.
 //! While one of its calls runs, a clock thread advances the engine's epoch every interval, and
 //! the store's epoch callback (`epoch.rs`) takes a sample: the wasm stack (every frame, named
 //! from the modules' name sections) weighted by the time since the previous sample. Epoch
