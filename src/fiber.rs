@@ -92,7 +92,7 @@ thread_local! {
 }
 
 /// True while this thread runs a direct kernel call ([`call_kernel`]): an epoch check then
-/// belongs to that call, which must not yield (cancel.rs). A direct call never suspends, so
+/// belongs to that call, which must not yield (epoch.rs). A direct call never suspends, so
 /// it starts and ends on one thread, and kernel code calls nothing else.
 pub(crate) fn in_kernel_call() -> bool {
     DIRECT.get()
@@ -137,7 +137,7 @@ where
     // sync calls there) because wasm could suspend the fiber with the caller's frames on it,
     // and because of stack depth. A kernel call never suspends: the kernel imports nothing,
     // the stores have a sync memory limiter and no fuel yielding, and the epoch callback does
-    // not yield while `_direct` is set (cancel.rs); deadline and cancel still trap it. Inside
+    // not yield while `_direct` is set (epoch.rs); deadline and cancel still trap it. Inside
     // a host function (the one place it nests), wasmtime keeps the enclosing call's stack
     // limit for the recursive entry, so the kernel's stack use counts against the guest's.
     unsafe {
