@@ -261,10 +261,11 @@ fn a_timed_out_call_is_in_the_profile() {
     let profile = plugin.take_profile().unwrap();
     let stacks = stacks(&profile);
     assert!(inclusive(&stacks, "forever") > 0, "{}", profile.collapsed());
-    // The plugin keeps working and recording.
-    plugin.call::<&str, &[u8]>("quick", "").unwrap();
+    // The plugin keeps working and recording. `deep` (40 shares of work) outlasts many sampling
+    // intervals; `quick` can finish between two samples on a fast machine.
+    plugin.call::<&str, &[u8]>("deep", "").unwrap();
     let next = stacks_of(plugin.take_profile().unwrap());
-    assert!(inclusive(&next, "quick") > 0);
+    assert!(inclusive(&next, "deep") > 0, "{next:?}");
     assert_eq!(inclusive(&next, "forever"), 0, "taken profiles start over");
 }
 
