@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use extism::{CompiledPlugin, Function, Plugin, PluginBuilder, UserData, PTR};
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -200,6 +200,24 @@ fn creation(c: &mut Criterion) {
             black_box(out.len());
         })
     });
+    // The first call instantiates (plugin.rs): only the call is timed, not creating the
+    // plugin or freeing it, as a host sees it after `extism_plugin_new`.
+    for (label, bytes) in [
+        ("first call", &count_vowels),
+        ("first call, 4.7 MB debug build", &count_vowels_debug),
+    ] {
+        g.bench_function(label, |b| {
+            b.iter_batched(
+                || Plugin::new(bytes, [], false).unwrap(),
+                |mut p| {
+                    let out: &[u8] = p.call("count_vowels", "Hello, world!").unwrap();
+                    black_box(out.len());
+                    p
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -14,7 +14,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Instant,
 };
@@ -45,7 +45,9 @@ impl std::error::Error for Interrupted {}
 pub(crate) struct InterruptState {
     running: AtomicBool,
     cancelled: AtomicBool,
-    engine: Engine,
+    /// The engine of the plugin's store; changes when the plugin moves from a full instance
+    /// pool to on-demand allocation (plugin.rs).
+    engine: Mutex<Engine>,
     /// The task of an async call waiting in a host function, woken by a cancel.
     pub waker: Arc<WakerSlot>,
 }
@@ -55,9 +57,19 @@ impl InterruptState {
         Arc::new(InterruptState {
             running: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
-            engine,
+            engine: Mutex::new(engine),
             waker: Arc::default(),
         })
+    }
+
+    pub fn set_engine(&self, engine: Engine) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+
+    /// Makes running code of the plugin's engine reach its epoch callback now.
+    fn interrupt_engine(&self) {
+        let engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        engine.increment_epoch();
     }
 
     /// Marks the start of guest execution that a cancel may interrupt.
@@ -69,7 +81,7 @@ impl InterruptState {
     /// Called after the epoch deadline is armed: a cancel that raced with arming is delivered.
     pub fn rearm(&self) {
         if self.cancelled.load(Ordering::SeqCst) {
-            self.engine.increment_epoch();
+            self.interrupt_engine();
         }
     }
 
@@ -132,7 +144,7 @@ impl CancelHandle {
     /// Does nothing when no call is running.
     pub fn cancel(&self) -> anyhow::Result<()> {
         self.state.cancelled.store(true, Ordering::SeqCst);
-        self.state.engine.increment_epoch();
+        self.state.interrupt_engine();
         self.state.waker.wake();
         Ok(())
     }

@@ -7,8 +7,17 @@
 //! (kernel_link.rs) and, when the linker satisfies all its imports, a pre-linked
 //! `InstancePre` that every instance starts from. It is `Send + Sync` and shared by all
 //! plugins made from it; it never holds a store.
+//!
+//! Plugins are compiled for a pooled runtime when they can be (engine.rs): modules that do
+//! not fit the pool are compiled for its on-demand twin instead, and a plugin that finds the
+//! pool full when it instantiates moves to [`Compiled::fallback`], the same modules linked
+//! on the twin (plugin.rs).
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+};
 
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, InstancePre, Linker, ModuleExport};
@@ -20,7 +29,7 @@ use crate::{
     host::HOST_FUNCTIONS,
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
     kernel_link,
-    manifest::{DownloadProgress, Manifest, ManifestExt, Wasm},
+    manifest::{DownloadProgress, Manifest, ManifestExt, ResolvedModule, Wasm},
     plugin_state::{Permissions, PluginState},
     signature::describe,
 };
@@ -43,7 +52,8 @@ pub(crate) struct LinkedModule {
     pub imports: Vec<ImportSource>,
 }
 
-pub(crate) struct Compiled {
+/// A plugin's modules linked on one engine: what a store of that engine instantiates.
+pub(crate) struct Linked {
     pub runtime: Arc<Runtime>,
     /// Dependencies before dependents; the main module is last.
     pub modules: Vec<LinkedModule>,
@@ -52,6 +62,25 @@ pub(crate) struct Compiled {
     /// the linker defines every import (otherwise imports are resolved per store, which
     /// reports what is missing when a plugin is created).
     pub main_pre: Option<InstancePre<PluginState>>,
+}
+
+impl Linked {
+    pub fn main(&self) -> &LinkedModule {
+        self.modules
+            .last()
+            .expect("a compiled plugin always has a main module")
+    }
+}
+
+pub(crate) struct Compiled {
+    /// Where instances are made while the runtime's pool has room.
+    pub linked: Arc<Linked>,
+    /// `linked` on the on-demand twin of a pooled runtime, made when first needed.
+    fallback: OnceLock<Arc<Linked>>,
+    /// Serialises making `fallback`.
+    fallback_lock: Mutex<()>,
+    /// The user functions in `linked`'s linker, to link `fallback` alike.
+    functions: Vec<Function>,
     pub manifest: Arc<Manifest>,
     pub permissions: Arc<Permissions>,
     pub wasi: bool,
@@ -71,9 +100,38 @@ pub(crate) struct Compiled {
 
 impl Compiled {
     pub fn main(&self) -> &LinkedModule {
-        self.modules
-            .last()
-            .expect("a compiled plugin always has a main module")
+        self.linked.main()
+    }
+
+    /// The plugin linked on the on-demand twin of its runtime, for instances the pool has no
+    /// room for: the same compiled code, loaded into the twin's engine, not compiled again.
+    pub fn fallback(&self) -> Result<Arc<Linked>> {
+        if let Some(linked) = self.fallback.get() {
+            return Ok(linked.clone());
+        }
+        let _making = self.fallback_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(linked) = self.fallback.get() {
+            return Ok(linked.clone());
+        }
+        let twin = self.linked.runtime.on_demand()?;
+        let modules = self
+            .linked
+            .modules
+            .iter()
+            .map(|m| Ok((m.name.clone(), twin.adopt(&m.module)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let linked = Arc::new(link(twin, &modules, &self.link_options())?);
+        tracing::debug!("instances of this plugin beyond the pool are allocated on demand");
+        Ok(self.fallback.get_or_init(|| linked).clone())
+    }
+
+    fn link_options(&self) -> LinkOptions<'_> {
+        LinkOptions {
+            functions: &self.functions,
+            wasi: self.wasi,
+            asynchronous: self.asynchronous,
+            profiled: self.profile.is_some(),
+        }
     }
 }
 
@@ -106,7 +164,9 @@ pub struct CompiledPlugin {
 
 impl std::fmt::Debug for CompiledPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.inner.modules.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<&str> = (self.inner.linked.modules.iter())
+            .map(|m| m.name.as_str())
+            .collect();
         f.debug_struct("CompiledPlugin")
             .field("modules", &names)
             .finish()
@@ -172,8 +232,6 @@ impl CompiledPlugin {
 }
 
 pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
-    let shared = Runtime::get(&opts.engine)?;
-    let runtime = &*shared;
     for f in &opts.functions {
         if f.namespace_or_default() == ENV_MODULE && KERNEL_FUNCTIONS.contains(&f.name()) {
             bail!(
@@ -182,22 +240,131 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             );
         }
     }
+    // Async plugins and profiled ones keep one engine for life (engine.rs, plugin.rs).
+    let runtime = if opts.asynchronous || opts.profile.is_some() {
+        Runtime::get(&opts.engine)?
+    } else {
+        Runtime::pooled(&opts.engine)?
+    };
     let resolved = opts.manifest.resolve(opts.progress)?;
     for m in &resolved {
         tracing::trace!("module {}: {} bytes", m.name, m.bytes.len());
     }
+    let cache_dir = opts.cache_dir.as_deref();
+    let (runtime, compiled) = match compile_modules(&runtime, &resolved, cache_dir)? {
+        Some(compiled) => (runtime, compiled),
+        None => {
+            let twin = runtime.on_demand()?;
+            let compiled = compile_modules(&twin, &resolved, cache_dir)?
+                .expect("an on-demand runtime takes every module");
+            (twin, compiled)
+        }
+    };
+    let link_options = LinkOptions {
+        functions: &opts.functions,
+        wasi: opts.wasi,
+        asynchronous: opts.asynchronous,
+        profiled: opts.profile.is_some(),
+    };
+    let linked = link(runtime, &compiled, &link_options)?;
+    tracing::debug!(
+        modules = linked.modules.len(),
+        host_functions = opts.functions.len(),
+        wasi = opts.wasi,
+        fuel = ?opts.fuel,
+        pooled = linked.runtime.is_pooled(),
+        "plugin compiled"
+    );
+    let mut manifest = opts.manifest;
+    // The module cache keeps one copy of the bytes per distinct module; a copy in each
+    // compiled plugin would be one per plugin made from bytes.
+    for wasm in &mut manifest.wasm {
+        if let Wasm::Data { data, .. } = wasm {
+            *data = Vec::new();
+        }
+    }
+    let permissions = Arc::new(Permissions {
+        max_var_bytes: manifest.max_var_bytes(),
+        max_http_response_bytes: manifest.max_http_response_bytes(),
+        allowed_hosts: manifest.allowed_hosts.clone().unwrap_or_default(),
+    });
+    Ok(CompiledPlugin {
+        inner: Arc::new(Compiled {
+            linked: Arc::new(linked),
+            fallback: OnceLock::new(),
+            fallback_lock: Mutex::new(()),
+            functions: opts.functions,
+            manifest: Arc::new(manifest),
+            permissions,
+            wasi: opts.wasi,
+            fuel: opts.fuel,
+            initialization_fuel: opts.initialization_fuel,
+            http_response_headers: opts.http_response_headers,
+            dumps: opts.dumps,
+            asynchronous: opts.asynchronous,
+            profile: opts.profile,
+        }),
+    })
+}
+
+/// The compiled form of every module, for `runtime`; `None` from a pooled runtime when one
+/// of them does not fit its pool (that module then compiles, or was compiled before, for
+/// the on-demand twin, which takes the whole plugin: a store has one engine).
+fn compile_modules(
+    runtime: &Arc<Runtime>,
+    resolved: &[ResolvedModule],
+    cache_dir: Option<&std::path::Path>,
+) -> Result<Option<Vec<(String, Arc<CachedModule>)>>> {
     // Other modules may import kernel functions too, and are set up before main: they share
     // one separate kernel instance.
     let link_kernel = resolved.len() == 1;
+    let compile = |runtime: &Runtime, bytes: &[u8]| match cache_dir {
+        Some(dir) => crate::disk_cache::compile(runtime, dir, bytes, link_kernel),
+        None => runtime.compile(bytes, link_kernel),
+    };
     let mut compiled = Vec::with_capacity(resolved.len());
-    for m in &resolved {
-        let module = match &opts.cache_dir {
-            Some(dir) => crate::disk_cache::compile(runtime, dir, &m.bytes, link_kernel)?,
-            None => runtime.compile(&m.bytes, link_kernel)?,
+    for m in resolved {
+        let module = match runtime.lookup(&m.bytes, link_kernel) {
+            Some(found) => found,
+            None if runtime.is_pooled() => {
+                let twin = runtime.on_demand()?;
+                if twin.lookup(&m.bytes, link_kernel).is_some() {
+                    return Ok(None);
+                }
+                match compile(runtime, &m.bytes) {
+                    Ok(module) => module,
+                    // The twin reports the module's own errors, and takes the module when
+                    // only the pool's limits refused it.
+                    Err(pooled) => {
+                        compile(&twin, &m.bytes)?;
+                        tracing::debug!("module {} does not fit the instance pool: {pooled:#}", m.name);
+                        return Ok(None);
+                    }
+                }
+            }
+            None => compile(runtime, &m.bytes)?,
         };
         compiled.push((m.name.clone(), module));
     }
-    let order = link_order(&compiled)?;
+    Ok(Some(compiled))
+}
+
+/// What a linker holds besides the runtime's host functions.
+struct LinkOptions<'a> {
+    functions: &'a [Function],
+    wasi: bool,
+    asynchronous: bool,
+    /// A profiled plugin resolves imports per store, where its host functions are wrapped.
+    profiled: bool,
+}
+
+/// Orders `compiled` for instantiation, resolves every import and builds the linker.
+fn link(
+    runtime: Arc<Runtime>,
+    compiled: &[(String, Arc<CachedModule>)],
+    opts: &LinkOptions<'_>,
+) -> Result<Linked> {
+    let order = link_order(compiled)?;
     let positions: HashMap<&str, usize> = order
         .iter()
         .enumerate()
@@ -210,7 +377,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         let mut imports = Vec::new();
         for import in module.module.imports() {
             let source = if import.module() == ENV_MODULE {
-                env_import(runtime, import.name(), &import.ty())?
+                env_import(&runtime, import.name(), &import.ty())?
             } else if let Some(&pos) = positions.get(import.module()) {
                 ImportSource::Module(pos)
             } else {
@@ -235,53 +402,20 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, PluginState::wasi)?;
         wasmtime_wasi::p0::add_to_linker_sync(&mut linker, PluginState::wasi)?;
     }
-    for f in &opts.functions {
+    for f in opts.functions {
         f.add_to_linker(&mut linker, &runtime.engine, opts.asynchronous)?;
     }
-    // A profiled plugin resolves imports per store, where its host functions are wrapped.
     let main_pre = match modules.last() {
-        Some(main) if main.module.kernel.is_some() && opts.profile.is_none() => {
+        Some(main) if main.module.kernel.is_some() && !opts.profiled => {
             linker.instantiate_pre(&main.module.module).ok()
         }
         _ => None,
     };
-
-    tracing::debug!(
-        modules = modules.len(),
-        host_functions = opts.functions.len(),
-        wasi = opts.wasi,
-        fuel = ?opts.fuel,
-        "plugin compiled"
-    );
-    let mut manifest = opts.manifest;
-    // The module cache keeps one copy of the bytes per distinct module; a copy in each
-    // compiled plugin would be one per plugin made from bytes.
-    for wasm in &mut manifest.wasm {
-        if let Wasm::Data { data, .. } = wasm {
-            *data = Vec::new();
-        }
-    }
-    let permissions = Arc::new(Permissions {
-        max_var_bytes: manifest.max_var_bytes(),
-        max_http_response_bytes: manifest.max_http_response_bytes(),
-        allowed_hosts: manifest.allowed_hosts.clone().unwrap_or_default(),
-    });
-    Ok(CompiledPlugin {
-        inner: Arc::new(Compiled {
-            runtime: shared.clone(),
-            modules,
-            linker,
-            main_pre,
-            manifest: Arc::new(manifest),
-            permissions,
-            wasi: opts.wasi,
-            fuel: opts.fuel,
-            initialization_fuel: opts.initialization_fuel,
-            http_response_headers: opts.http_response_headers,
-            dumps: opts.dumps,
-            asynchronous: opts.asynchronous,
-            profile: opts.profile,
-        }),
+    Ok(Linked {
+        runtime,
+        modules,
+        linker,
+        main_pre,
     })
 }
 

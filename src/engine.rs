@@ -34,6 +34,7 @@ use crate::{
 /// An engine and everything compiled for it.
 pub(crate) struct Runtime {
     pub engine: Engine,
+    key: EngineKey,
     /// The kernel as a module of its own, pre-linked (it imports nothing), compiled on first
     /// use: only plugins of several modules instantiate it ([`Runtime::kernel`]).
     kernel: OnceLock<(InstancePre<PluginState>, KernelExports)>,
@@ -97,6 +98,8 @@ pub(crate) struct EngineKey {
     pub sampling: bool,
     /// A wasmtime configuration given by the host (`PluginBuilder::with_wasmtime_config`).
     pub custom: Option<CustomConfig>,
+    /// Instances come from wasmtime's pooling allocator ([`Runtime::pooled`]).
+    pub pooled: bool,
 }
 
 /// `wasmtime::ProfilingStrategy` with the equality and hash an [`EngineKey`] needs.
@@ -210,6 +213,42 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// The runtime for `key` with instances from wasmtime's pooling allocator, which makes
+    /// instantiating (a plugin's first call) several times cheaper than mapping fresh memory
+    /// for each instance. The pool is bounded, so every pooled runtime has an on-demand twin
+    /// ([`Runtime::on_demand`]) that takes over when it is full or a module does not fit
+    /// (compiled.rs, plugin.rs). Hosts' own wasmtime configurations and async plugins (whose
+    /// fiber stacks would come from the pool too, one per live plugin, after instantiation)
+    /// are not pooled; nor is anything when the pool's address space cannot be reserved.
+    pub fn pooled(key: &EngineKey) -> Result<Arc<Runtime>> {
+        if key.custom.is_some() {
+            return Runtime::get(key);
+        }
+        let pooled = EngineKey {
+            pooled: true,
+            ..key.clone()
+        };
+        Runtime::get(&pooled).or_else(|e| {
+            tracing::warn!("instances are allocated on demand: no instance pool ({e:#})");
+            Runtime::get(key)
+        })
+    }
+
+    /// This runtime's twin that allocates instances on demand (itself when it does).
+    pub fn on_demand(self: &Arc<Self>) -> Result<Arc<Runtime>> {
+        if !self.key.pooled {
+            return Ok(self.clone());
+        }
+        Runtime::get(&EngineKey {
+            pooled: false,
+            ..self.key.clone()
+        })
+    }
+
+    pub fn is_pooled(&self) -> bool {
+        self.key.pooled
+    }
+
     fn new(key: &EngineKey) -> Result<Runtime> {
         let mut config = match &key.custom {
             Some(custom) => (*custom.config).clone(),
@@ -250,10 +289,14 @@ impl Runtime {
             p => p,
         };
         config.profiler(profiler);
+        if key.pooled {
+            config.allocation_strategy(pool_config());
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         crate::timer::watch_engine(&engine);
         Ok(Runtime {
             engine,
+            key: key.clone(),
             kernel: OnceLock::new(),
             modules: Mutex::new(HashMap::new()),
             hasher: Default::default(),
@@ -282,10 +325,6 @@ impl Runtime {
     /// returns the module already compiled from identical bytes in that form.
     pub fn compile(&self, bytes: &[u8], link_kernel: bool) -> Result<Arc<CachedModule>> {
         if let Some(found) = self.lookup(bytes, link_kernel) {
-            tracing::debug!(
-                "module of {} bytes found in the engine's cache",
-                bytes.len()
-            );
             return Ok(found);
         }
         let started = Instant::now();
@@ -302,6 +341,9 @@ impl Runtime {
         };
         let (module, link_error) = match linked.map(|l| Module::new(&self.engine, &l)) {
             Some(Ok(module)) => (module, None),
+            // Linked, the module is bigger than either part: when it does not fit the pool,
+            // the on-demand twin takes it linked (compiled.rs), faster than two instances.
+            Some(Err(e)) if self.is_pooled() => return Err(e.into()),
             // Errors are reported on the module as given; if only the linked form fails to
             // compile, the original runs with a separate kernel (same behaviour).
             Some(Err(e)) => (self.compile_plain(&binary)?, Some(e)),
@@ -318,6 +360,25 @@ impl Runtime {
             bytes.len()
         );
         Ok(self.insert(cached))
+    }
+
+    /// The same compiled module on this runtime's engine (the module cache's copy if there is
+    /// one), without compiling again: compiled code loads into any engine of the same
+    /// configuration, pooled or not.
+    pub fn adopt(&self, module: &CachedModule) -> Result<Arc<CachedModule>> {
+        if let Some(found) = self.lookup(&module.source, module.link_kernel) {
+            return Ok(found);
+        }
+        let image = module.module.serialize().map_err(anyhow::Error::from)?;
+        // SAFETY: the image was serialized by this process from a module compiled with the
+        // same settings (only the allocation strategy differs), so it is trusted.
+        let copy = unsafe { Module::deserialize(&self.engine, &image) }
+            .map_err(anyhow::Error::from)?;
+        Ok(self.insert(CachedModule::new(
+            copy,
+            &module.source,
+            module.link_kernel,
+        )))
     }
 
     /// Compiles a module without the kernel linked in. Only linked modules may export the
@@ -373,6 +434,10 @@ impl Runtime {
         });
         drop(map);
         if let Some(m) = &found {
+            tracing::debug!(
+                "module of {} bytes found in the engine's cache",
+                bytes.len()
+            );
             self.touch(m);
         }
         found
@@ -401,4 +466,29 @@ impl Runtime {
             recent.remove(0);
         }
     }
+}
+
+/// How many plugins of one engine configuration the pool holds at once: beyond that, plugins
+/// allocate on demand. Each slot reserves the address space of its memories (4 GiB and guard
+/// pages each, as an on-demand memory does), never their contents.
+const POOL_PLUGINS: u32 = 1000;
+
+/// Limits that every Extism plugin seen so far fits: a plugin of one module is one instance
+/// with the kernel's two memories and its own; modules beyond the limits compile for the
+/// on-demand twin instead (compiled.rs). Freed slots keep no memory resident, so freeing
+/// plugins gives their memory back.
+fn pool_config() -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(2 * POOL_PLUGINS)
+        .total_memories(3 * POOL_PLUGINS)
+        .total_tables(2 * POOL_PLUGINS)
+        .total_gc_heaps(POOL_PLUGINS)
+        .max_memories_per_module(4)
+        .max_tables_per_module(2)
+        .table_elements(100_000)
+        .max_core_instance_size(8 << 20)
+        .max_memory_size(1 << 32)
+        .linear_memory_keep_resident(0)
+        .table_keep_resident(0);
+    pool
 }

@@ -9,6 +9,10 @@
 //! fuel, attach the host context, reset the kernel and write the input, invoke the export under
 //! the plugin's deadline and cancel flag, then classify the outcome into a return code and
 //! error (§11.3). Every failure path leaves the plugin usable for the next call.
+//!
+//! A plugin whose runtime pools instances (engine.rs) moves to the compiled plugin's
+//! on-demand fallback when the pool is full as it instantiates, before any guest state
+//! exists, and stays there: the number of live plugins is not bounded by the pool.
 
 use std::{any::Any, collections::HashMap, sync::Arc, time::Instant};
 
@@ -17,7 +21,7 @@ use wasmtime::{Extern, Instance, Store, TypedFunc};
 
 use crate::{
     cancel::{CancelHandle, InterruptState, Interrupted},
-    compiled::{Compiled, CompiledPlugin, ImportSource},
+    compiled::{Compiled, CompiledPlugin, ImportSource, Linked},
     convert::{FromBytes, ToBytes},
     epoch, fiber,
     kernel::Kernel,
@@ -89,6 +93,8 @@ pub struct Plugin {
     /// The plugin's id (a random UUID v4, fixed for its life), as upstream's public field.
     pub id: uuid::Uuid,
     compiled: Arc<Compiled>,
+    /// The engine and modules of `store`: `compiled.linked`, or its fallback.
+    linked: Arc<Linked>,
     store: Store<PluginState>,
     /// `None` until the main module is instantiated when the kernel is linked into it.
     kernel: Option<Kernel>,
@@ -139,24 +145,36 @@ impl Plugin {
     /// async ones).
     pub(crate) fn instance_of(compiled: &CompiledPlugin) -> Result<Plugin> {
         let compiled = compiled.inner.clone();
-        let interrupt = InterruptState::new(compiled.runtime.engine.clone());
+        let mut linked = compiled.linked.clone();
+        let interrupt = InterruptState::new(linked.runtime.engine.clone());
         let id = uuid::Uuid::new_v4();
-        let carried = Carried {
-            id,
-            config: compiled.manifest.config.clone(),
-            headers_enabled: compiled.http_response_headers,
-            profile: recorder(&compiled)?,
+        let carried = |linked: &Linked| -> Result<Carried> {
+            Ok(Carried {
+                id,
+                config: compiled.manifest.config.clone(),
+                headers_enabled: compiled.http_response_headers,
+                profile: recorder(&compiled, linked)?,
+            })
+        };
+        let setup = match setup(&compiled, &linked, carried(&linked)?, interrupt.clone()) {
+            Err(e) if pool_full(&e) => {
+                linked = compiled.fallback()?;
+                interrupt.set_engine(linked.runtime.engine.clone());
+                setup(&compiled, &linked, carried(&linked)?, interrupt.clone())?
+            }
+            setup => setup?,
         };
         let Setup {
             store,
             kernel,
             instances,
             main_imports,
-        } = setup(&compiled, carried, interrupt.clone())?;
+        } = setup;
         tracing::trace!(plugin = %store.data().id, "plugin instance created");
         Ok(Plugin {
             id,
             compiled,
+            linked,
             store,
             kernel,
             instances,
@@ -448,6 +466,10 @@ impl Plugin {
             if self.main.is_none() {
                 tracing::debug!(plugin = %self.id(), "instantiating the main module");
                 self.instantiate_main()
+                    .or_else(|e| match pool_full(&e) {
+                        true => self.move_to_fallback().and_then(|()| self.instantiate_main()),
+                        false => Err(e),
+                    })
                     .map_err(|e| step_error(init_error(e)))?;
             }
         }
@@ -626,7 +648,7 @@ impl Plugin {
     /// language runtime initialiser once (`spec/guest-abi.md` §12.3), under the deadline and
     /// cancel flag. A start function that fails leaves the module to be instantiated again.
     fn instantiate_main(&mut self) -> Result<()> {
-        let main = self.compiled.main().module.clone();
+        let main = self.linked.main().module.clone();
         let asynchronous = self.compiled.asynchronous;
         let Some(exports) = &main.kernel else {
             let _deadline = self.arm();
@@ -649,7 +671,7 @@ impl Plugin {
             .data_mut()
             .memory
             .arm(crate::kernel::initial_memory_bytes());
-        let instance = match &self.compiled.main_pre {
+        let instance = match &self.linked.main_pre {
             Some(pre) => fiber::instantiate_pre(pre, &mut self.store, asynchronous)?,
             None => fiber::instantiate(
                 &mut self.store,
@@ -676,6 +698,17 @@ impl Plugin {
         Ok(())
     }
 
+    /// Moves a plugin whose main module found the instance pool full to the on-demand
+    /// fallback, with a fresh store: nothing of the guest's exists yet.
+    fn move_to_fallback(&mut self) -> Result<()> {
+        tracing::debug!(plugin = %self.id(), "the instance pool is full: allocating on demand");
+        self.linked = self.compiled.fallback()?;
+        self.cancel
+            .state
+            .set_engine(self.linked.runtime.engine.clone());
+        self.rebuild_store()
+    }
+
     /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
     fn rebuild_store(&mut self) -> Result<()> {
         let data = self.store.data_mut();
@@ -685,7 +718,21 @@ impl Plugin {
             headers_enabled: data.http.headers_enabled,
             profile: data.profile.take(),
         };
-        let setup = setup(&self.compiled, carried, self.cancel.state.clone())?;
+        let interrupt = self.cancel.state.clone();
+        let setup = match setup(&self.compiled, &self.linked, carried, interrupt.clone()) {
+            Err(e) if pool_full(&e) => {
+                self.linked = self.compiled.fallback()?;
+                interrupt.set_engine(self.linked.runtime.engine.clone());
+                let carried = Carried {
+                    id: self.id,
+                    config: self.store.data().config.clone(),
+                    headers_enabled: self.store.data().http.headers_enabled,
+                    profile: None,
+                };
+                setup(&self.compiled, &self.linked, carried, interrupt)?
+            }
+            setup => setup?,
+        };
         self.store = setup.store;
         self.kernel = setup.kernel;
         self.instances = setup.instances;
@@ -702,22 +749,22 @@ impl Plugin {
 
 /// A recorder for each instance of a profiled plugin: its modules by manifest name, and the
 /// kernel when it is an instance of its own.
-fn recorder(compiled: &Compiled) -> Result<Option<Box<crate::profile::Recorder>>> {
+fn recorder(compiled: &Compiled, linked: &Linked) -> Result<Option<Box<crate::profile::Recorder>>> {
     let Some(options) = compiled.profile else {
         return Ok(None);
     };
-    let modules = compiled
+    let modules = linked
         .modules
         .iter()
         .map(|m| (m.name.clone(), m.module.module.clone()))
         .collect();
-    let kernel = match compiled.main().module.kernel {
+    let kernel = match linked.main().module.kernel {
         Some(_) => None,
-        None => Some(compiled.runtime.kernel()?.0.module().clone()),
+        None => Some(linked.runtime.kernel()?.0.module().clone()),
     };
     Ok(Some(Box::new(crate::profile::Recorder::new(
         options,
-        &compiled.runtime.engine,
+        &linked.runtime.engine,
         modules,
         kernel,
     ))))
@@ -748,6 +795,11 @@ fn init_error(e: anyhow::Error) -> anyhow::Error {
     e.context("plugin initialisation failed")
 }
 
+/// True when `e` says the instance pool has no room (engine.rs).
+fn pool_full(e: &anyhow::Error) -> bool {
+    find::<wasmtime::PoolConcurrencyLimitError>(e).is_some()
+}
+
 /// Finds an error of type `E` anywhere in the chain, including inside wasmtime errors.
 fn find<E: std::error::Error + Send + Sync + 'static>(err: &anyhow::Error) -> Option<&E> {
     err.downcast_ref::<E>()
@@ -767,6 +819,7 @@ struct Setup {
 /// import fails plugin creation, not the first call.
 fn setup(
     compiled: &Arc<Compiled>,
+    linked: &Linked,
     carried: Carried,
     interrupt: Arc<InterruptState>,
 ) -> Result<Setup> {
@@ -788,7 +841,7 @@ fn setup(
         interrupt.clone(),
     );
     let asynchronous = compiled.asynchronous;
-    let mut store = Store::new(&compiled.runtime.engine, state);
+    let mut store = Store::new(&linked.runtime.engine, state);
     store.data_mut().profile = carried.profile;
     store.limiter(|s| &mut s.memory);
     if asynchronous {
@@ -801,28 +854,28 @@ fn setup(
         // Support modules' initialisers run under the initialisation budget.
         store.set_fuel(fuel)?;
     }
-    let main = compiled.main();
+    let main = linked.main();
     let kernel = if main.module.kernel.is_some() {
         None
     } else {
-        let (pre, exports) = compiled.runtime.kernel()?;
+        let (pre, exports) = linked.runtime.kernel()?;
         let instance = fiber::instantiate_pre(pre, &mut store, asynchronous)?;
         let kernel = Kernel::new(&mut store, instance, exports, asynchronous)?;
         store.data_mut().set_kernel(kernel.clone());
         Some(kernel)
     };
-    if compiled.main_pre.is_some() {
+    if linked.main_pre.is_some() {
         // A kernel-linked plugin of one module, its imports already resolved.
         return Ok(Setup {
             store,
             kernel,
-            instances: vec![None; compiled.modules.len()],
+            instances: vec![None; linked.modules.len()],
             main_imports: Vec::new(),
         });
     }
 
-    let mut instances: Vec<Option<Instance>> = vec![None; compiled.modules.len()];
-    let support = &compiled.modules[..compiled.modules.len() - 1];
+    let mut instances: Vec<Option<Instance>> = vec![None; linked.modules.len()];
+    let support = &linked.modules[..linked.modules.len() - 1];
     if !support.is_empty() {
         let timeout = compiled.manifest.timeout();
         store.data_mut().deadline = timeout.map(|t| Instant::now() + t);
@@ -831,7 +884,7 @@ fn setup(
         let result = (|| -> Result<()> {
             for (i, m) in support.iter().enumerate() {
                 let imports =
-                    resolve_imports(compiled, &mut store, kernel.as_ref(), &instances, m)?;
+                    resolve_imports(linked, &mut store, kernel.as_ref(), &instances, m)?;
                 let instance =
                     fiber::instantiate(&mut store, &m.module.module, &imports, asynchronous)?;
                 instances[i] = Some(instance);
@@ -846,7 +899,7 @@ fn setup(
         store.data_mut().deadline = None;
         result?;
     }
-    let main_imports = resolve_imports(compiled, &mut store, kernel.as_ref(), &instances, main)?;
+    let main_imports = resolve_imports(linked, &mut store, kernel.as_ref(), &instances, main)?;
     // Kernel imports were type-checked when compiling; the others depend on the linker.
     let linked = main
         .module
@@ -881,7 +934,7 @@ fn setup(
 
 /// The externs satisfying `module`'s imports, in import order.
 fn resolve_imports(
-    compiled: &Compiled,
+    linked: &Linked,
     store: &mut Store<PluginState>,
     kernel: Option<&Kernel>,
     instances: &[Option<Instance>],
@@ -901,7 +954,7 @@ fn resolve_imports(
                 kernel.and_then(|k| k.instance.get_module_export(&mut *store, index))
             }
             ImportSource::Linker => {
-                let ext = compiled
+                let ext = linked
                     .linker
                     .get(&mut *store, import.module(), import.name());
                 match ext {
