@@ -53,6 +53,7 @@ pub struct Api {
         *mut c_void,
         Option<unsafe extern "C" fn(*mut c_void)>,
     ) -> Function,
+    function_free: unsafe extern "C" fn(Function),
     pub cp_memory: unsafe extern "C" fn(CurrentPlugin) -> *mut u8,
     pub cp_alloc: unsafe extern "C" fn(CurrentPlugin, u64) -> u64,
     pub cp_length: unsafe extern "C" fn(CurrentPlugin, u64) -> u64,
@@ -104,6 +105,7 @@ impl Api {
                 output_data: sym!("extism_plugin_output_data"),
                 error_free: sym!("extism_plugin_new_error_free"),
                 function_new: sym!("extism_function_new"),
+                function_free: sym!("extism_function_free"),
                 cp_memory: sym!("extism_current_plugin_memory"),
                 cp_alloc: sym!("extism_current_plugin_memory_alloc"),
                 cp_length: sym!("extism_current_plugin_memory_length"),
@@ -244,5 +246,12 @@ impl Api {
         };
         assert!(!func.is_null(), "{}: extism_function_new failed", self.name);
         func
+    }
+
+    /// Frees a function object; after attaching it only releases the wrapper (the plugin keeps
+    /// the definition).
+    pub fn function_free(&self, f: Function) {
+        // SAFETY: a function object of this library, freed once.
+        unsafe { (self.function_free)(f) }
     }
 }
