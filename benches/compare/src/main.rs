@@ -409,24 +409,23 @@ fn thread_scaling(
             api.call(p as Plugin, c"count_vowels", input);
         }
     };
-    // Batch size: about `opts.sample` of one thread on the slower library.
-    let n = sides
+    // Batch size per library (each ratio is of one library alone): about `opts.sample` of one
+    // thread, so starting the threads is a small part of a sample.
+    let counts: Vec<u64> = sides
         .iter()
         .zip(&plugins)
         .map(|(api, ps)| {
             let start = Instant::now();
             batch(api, ps[0], 1000);
             let per_call = start.elapsed().as_secs_f64() / 1000.0;
-            (opts.sample.as_secs_f64() / per_call) as u64
+            ((opts.sample.as_secs_f64() / per_call) as u64).max(100)
         })
-        .min()
-        .unwrap()
-        .max(100);
+        .collect();
     let mut samples = [Vec::new(), Vec::new()];
     for round in 0..opts.rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
-            let (api, ps) = (sides[i], plugins[i]);
+            let (api, ps, n) = (sides[i], plugins[i], counts[i]);
             let start = Instant::now();
             batch(api, ps[0], n);
             let one = start.elapsed().as_secs_f64();
@@ -454,9 +453,11 @@ fn thread_scaling(
         bytes: None,
     };
     eprintln!(
-        "{name}: upstream {} ours {} ({n} calls per thread and sample, {} rounds)",
+        "{name}: upstream {} ours {} ({} and {} calls per thread and sample, {} rounds)",
         fmt_value(row.upstream, Unit::Ratio),
         fmt_value(row.ours, Unit::Ratio),
+        counts[1],
+        counts[0],
         opts.rounds
     );
     row
