@@ -67,7 +67,7 @@ fn main() {
     let sizes = plugin_sizes(&wasm);
 
     let mut rows: Vec<Row> = Vec::new();
-    let want = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
+    let want = |name: &str| wanted(&opts, name);
     let sides = [ours, upstream];
 
     // ---- calls -------------------------------------------------------------------------
@@ -335,9 +335,7 @@ fn main() {
     }
 
     // ---- 1000 live plugins, one child process per library and round ---------------------
-    if want("live") {
-        rows.extend(live_rows(&opts, &sizes));
-    }
+    rows.extend(live_rows(&opts, &sizes));
 
     print_table(&rows, ours, upstream, &opts);
 }
@@ -461,6 +459,11 @@ fn thread_scaling(
         opts.rounds
     );
     row
+}
+
+/// Whether the row `name` is measured (`--only SUBSTRING`).
+fn wanted(opts: &Options, name: &str) -> bool {
+    opts.only.as_deref().is_none_or(|o| name.contains(o))
 }
 
 /// The extism-run checkout this harness lives in (benches/compare/..).
@@ -716,50 +719,76 @@ fn live_rows(opts: &Options, sizes: &[Size]) -> Vec<Row> {
         bytes: None,
     };
 
-    let label = "create from compiled + first call";
-    let results = live_runs(
-        opts,
-        &LiveRun {
-            file: "count_vowels.wasm",
-            mode: "compiled",
-            export: "count_vowels_no_vars",
-            wasi: false,
-            host_fns: false,
-            rounds: opts.live_rounds,
-        },
-    );
-    let create = |l: &Live| l.create_s + l.call_s;
-    rows.push(row(
-        format!("{n} live plugins ({label}): create, per plugin"),
-        Unit::Time,
-        med(&results, 0, create) / n as f64,
-        med(&results, 1, create) / n as f64,
-        None,
-    ));
-    rows.push(row(
-        format!("{n} live plugins ({label}): free them all, per plugin"),
-        Unit::Time,
-        med(&results, 0, |l| l.free_s) / n as f64,
-        med(&results, 1, |l| l.free_s) / n as f64,
-        None,
-    ));
-    rows.push(row(
-        format!("{n} live plugins ({label}): RSS per plugin"),
-        Unit::Bytes,
-        med(&results, 0, |l| l.rss_per_plugin),
-        med(&results, 1, |l| l.rss_per_plugin),
-        Some("≤ 0.5"),
-    ));
-    rows.push(row(
-        format!("{n} live plugins ({label}): memory still held after freeing them"),
-        Unit::Bytes,
-        med(&results, 0, |l| l.rss_held),
-        med(&results, 1, |l| l.rss_held),
-        Some("≤ 8 MiB"),
-    ));
+    // A workload runs if `--only` selects one of its rows.
+    let any_wanted = |prefix: &str, whats: &[&str]| {
+        whats
+            .iter()
+            .any(|what| wanted(opts, &format!("{prefix}{what}")))
+    };
 
+    let label = "create from compiled + first call";
+    let whats = [
+        "create, per plugin",
+        "free them all, per plugin",
+        "RSS per plugin",
+        "memory still held after freeing them",
+    ];
+    let prefix = format!("{n} live plugins ({label}): ");
+    if any_wanted(&prefix, &whats) {
+        let results = live_runs(
+            opts,
+            &LiveRun {
+                file: "count_vowels.wasm",
+                mode: "compiled",
+                export: "count_vowels_no_vars",
+                wasi: false,
+                host_fns: false,
+                rounds: opts.live_rounds,
+            },
+        );
+        let create = |l: &Live| l.create_s + l.call_s;
+        rows.push(row(
+            format!("{prefix}create, per plugin"),
+            Unit::Time,
+            med(&results, 0, create) / n as f64,
+            med(&results, 1, create) / n as f64,
+            None,
+        ));
+        rows.push(row(
+            format!("{prefix}free them all, per plugin"),
+            Unit::Time,
+            med(&results, 0, |l| l.free_s) / n as f64,
+            med(&results, 1, |l| l.free_s) / n as f64,
+            None,
+        ));
+        rows.push(row(
+            format!("{prefix}RSS per plugin"),
+            Unit::Bytes,
+            med(&results, 0, |l| l.rss_per_plugin),
+            med(&results, 1, |l| l.rss_per_plugin),
+            Some("≤ 0.5"),
+        ));
+        rows.push(row(
+            format!("{prefix}memory still held after freeing them"),
+            Unit::Bytes,
+            med(&results, 0, |l| l.rss_held),
+            med(&results, 1, |l| l.rss_held),
+            Some("≤ 8 MiB"),
+        ));
+    }
+
+    let whats = [
+        "create, per plugin",
+        "RSS per plugin after creating",
+        "RSS per plugin after one call each",
+        "memory still held after freeing them",
+    ];
     for size in sizes {
         let label = &size.label;
+        let prefix = format!("{n} live plugins from bytes {label}: ");
+        if !any_wanted(&prefix, &whats) {
+            continue;
+        }
         // Creating 1000 plugins of a large module from bytes takes seconds per child.
         let rounds = match size.wasm.len() > 1_000_000 {
             true => opts.live_rounds.div_ceil(3),
@@ -776,7 +805,7 @@ fn live_rows(opts: &Options, sizes: &[Size]) -> Vec<Row> {
                 rounds,
             },
         );
-        let name = |what: &str| format!("{n} live plugins from bytes {label}: {what}");
+        let name = |what: &str| format!("{prefix}{what}");
         rows.push(row(
             name("create, per plugin"),
             Unit::Time,
