@@ -40,6 +40,7 @@ pub struct Api {
     plugin_free: unsafe extern "C" fn(Plugin),
     plugin_call: unsafe extern "C" fn(Plugin, *const c_char, *const u8, u64) -> i32,
     plugin_error: unsafe extern "C" fn(Plugin) -> *const c_char,
+    plugin_config: unsafe extern "C" fn(Plugin, *const u8, u64) -> bool,
     output_length: unsafe extern "C" fn(Plugin) -> u64,
     output_data: unsafe extern "C" fn(Plugin) -> *const u8,
     error_free: unsafe extern "C" fn(*mut c_char),
@@ -101,6 +102,7 @@ impl Api {
                 plugin_free: sym!("extism_plugin_free"),
                 plugin_call: sym!("extism_plugin_call"),
                 plugin_error: sym!("extism_plugin_error"),
+                plugin_config: sym!("extism_plugin_config"),
                 output_length: sym!("extism_plugin_output_length"),
                 output_data: sym!("extism_plugin_output_data"),
                 error_free: sym!("extism_plugin_new_error_free"),
@@ -208,6 +210,13 @@ impl Api {
             std::hint::black_box((self.output_data)(p));
             len
         }
+    }
+
+    /// Merges a JSON object of config values into the plugin's config.
+    pub fn config(&self, p: Plugin, json: &str) {
+        // SAFETY: live plugin, valid buffer.
+        let ok = unsafe { (self.plugin_config)(p, json.as_ptr(), json.len() as u64) };
+        assert!(ok, "{}: extism_plugin_config {json} failed", self.name);
     }
 
     pub fn output(&self, p: Plugin) -> Vec<u8> {

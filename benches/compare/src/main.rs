@@ -195,6 +195,10 @@ fn main() {
         let mut outputs = Vec::new();
         for api in sides {
             let plugin = plugin_from_bytes(api, wasm, wasi, host_fns_needed);
+            if func == c"count_vowels" {
+                // A config value that is present, so config_get finds it (the default vowels).
+                api.config(plugin, r#"{"vowels":"aeiouAEIOU"}"#);
+            }
             api.call(plugin, func, &input);
             outputs.push(api.output(plugin));
             let input = input.clone();
@@ -398,6 +402,7 @@ fn thread_scaling(
     let plugins = sides.map(|api| {
         [0, 1].map(|_| {
             let p = api.plugin_new(wasm, &[], false);
+            api.config(p, r#"{"vowels":"aeiouAEIOU"}"#);
             api.call(p, c"count_vowels", input);
             p as usize
         })
