@@ -9,9 +9,11 @@
 //! `testdata/rust/wasm/` (built with the real extism-pdk). Every metric is sampled in rounds
 //! that alternate between the two libraries (ours first in even rounds, upstream first in odd
 //! ones), so machine noise hits both alike; the table shows each library's median and the ratio
-//! ours/upstream (below 1 means ours is faster or smaller). The 1000-live-plugins workload runs
-//! in a child process per library (this program re-executed with `live`), so resident memory
-//! is not mixed.
+//! ours/upstream (below 1 means ours is faster or smaller); the 2-thread row shows each
+//! library's own scaling instead. Rows ending in "(plugin, size, PDK)" repeat one set of
+//! workloads for each plugin size (`plugin_sizes`). The 1000-live-plugins workloads run in a
+//! child process per library (this program re-executed with `live`), so resident memory is not
+//! mixed.
 
 mod capi;
 
