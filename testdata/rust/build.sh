@@ -8,8 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 HERE="$(pwd)"
 
 # plugin name -> target triple
-PLUGINS_UNKNOWN=(count_vowels echo host_fns logging faults)
-PLUGINS_WASI=(wasi_stdout wasi_fs)
+PLUGINS_UNKNOWN=(count_vowels echo host_fns logging faults bigdata)
+PLUGINS_WASI=(wasi_stdout wasi_fs wasi_command)
 TARGET_UNKNOWN=wasm32-unknown-unknown
 TARGET_WASI=wasm32-wasip1
 

@@ -40,6 +40,7 @@ pub struct Api {
     plugin_free: unsafe extern "C" fn(Plugin),
     plugin_call: unsafe extern "C" fn(Plugin, *const c_char, *const u8, u64) -> i32,
     plugin_error: unsafe extern "C" fn(Plugin) -> *const c_char,
+    plugin_config: unsafe extern "C" fn(Plugin, *const u8, u64) -> bool,
     output_length: unsafe extern "C" fn(Plugin) -> u64,
     output_data: unsafe extern "C" fn(Plugin) -> *const u8,
     error_free: unsafe extern "C" fn(*mut c_char),
@@ -53,6 +54,7 @@ pub struct Api {
         *mut c_void,
         Option<unsafe extern "C" fn(*mut c_void)>,
     ) -> Function,
+    function_free: unsafe extern "C" fn(Function),
     pub cp_memory: unsafe extern "C" fn(CurrentPlugin) -> *mut u8,
     pub cp_alloc: unsafe extern "C" fn(CurrentPlugin, u64) -> u64,
     pub cp_length: unsafe extern "C" fn(CurrentPlugin, u64) -> u64,
@@ -100,10 +102,12 @@ impl Api {
                 plugin_free: sym!("extism_plugin_free"),
                 plugin_call: sym!("extism_plugin_call"),
                 plugin_error: sym!("extism_plugin_error"),
+                plugin_config: sym!("extism_plugin_config"),
                 output_length: sym!("extism_plugin_output_length"),
                 output_data: sym!("extism_plugin_output_data"),
                 error_free: sym!("extism_plugin_new_error_free"),
                 function_new: sym!("extism_function_new"),
+                function_free: sym!("extism_function_free"),
                 cp_memory: sym!("extism_current_plugin_memory"),
                 cp_alloc: sym!("extism_current_plugin_memory_alloc"),
                 cp_length: sym!("extism_current_plugin_memory_length"),
@@ -208,6 +212,13 @@ impl Api {
         }
     }
 
+    /// Merges a JSON object of config values into the plugin's config.
+    pub fn config(&self, p: Plugin, json: &str) {
+        // SAFETY: live plugin, valid buffer.
+        let ok = unsafe { (self.plugin_config)(p, json.as_ptr(), json.len() as u64) };
+        assert!(ok, "{}: extism_plugin_config {json} failed", self.name);
+    }
+
     pub fn output(&self, p: Plugin) -> Vec<u8> {
         // SAFETY: the output of the latest call, valid until the next one.
         unsafe {
@@ -244,5 +255,12 @@ impl Api {
         };
         assert!(!func.is_null(), "{}: extism_function_new failed", self.name);
         func
+    }
+
+    /// Frees a function object; after attaching it only releases the wrapper (the plugin keeps
+    /// the definition).
+    pub fn function_free(&self, f: Function) {
+        // SAFETY: a function object of this library, freed once.
+        unsafe { (self.function_free)(f) }
     }
 }
