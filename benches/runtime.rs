@@ -200,6 +200,14 @@ fn creation(c: &mut Criterion) {
             black_box(out.len());
         })
     });
+    let compiled_debug = CompiledPlugin::new(PluginBuilder::new(&count_vowels_debug)).unwrap();
+    g.bench_function("from compiled + first call, 4.7 MB debug build", |b| {
+        b.iter(|| {
+            let mut p = Plugin::new_from_compiled(&compiled_debug).unwrap();
+            let out: &[u8] = p.call("count_vowels", "Hello, world!").unwrap();
+            black_box(out.len());
+        })
+    });
     // The first call instantiates (plugin.rs): only the call is timed, not creating the
     // plugin or freeing it, as a host sees it after `extism_plugin_new`.
     for (label, bytes) in [

@@ -21,6 +21,10 @@ for a in "$@"; do
     if [ "$a" = "--cli" ]; then cli=1; else args+=("$a"); fi
 done
 
+# With RUST_BACKTRACE set, every error either library creates and drops captures a backtrace
+# (upstream's calls each make one), which measures the unwinder, not the runtimes.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 upstream="$(scripts/fetch-upstream.sh)"
 cargo build --locked --release --lib >&2
 cargo run --locked --release --quiet --manifest-path benches/compare/Cargo.toml \

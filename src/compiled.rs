@@ -260,6 +260,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
             (twin, compiled)
         }
     };
+    drop(resolved);
     let link_options = LinkOptions {
         functions: &opts.functions,
         wasi: opts.wasi,
@@ -312,7 +313,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
 /// the on-demand twin, which takes the whole plugin: a store has one engine).
 fn compile_modules(
     runtime: &Arc<Runtime>,
-    resolved: &[ResolvedModule],
+    resolved: &[ResolvedModule<'_>],
     cache_dir: Option<&std::path::Path>,
 ) -> Result<Option<Vec<(String, Arc<CachedModule>)>>> {
     // Other modules may import kernel functions too, and are set up before main: they share
@@ -337,7 +338,10 @@ fn compile_modules(
                     // only the pool's limits refused it.
                     Err(pooled) => {
                         compile(&twin, &m.bytes)?;
-                        tracing::debug!("module {} does not fit the instance pool: {pooled:#}", m.name);
+                        tracing::debug!(
+                            "module {} does not fit the instance pool: {pooled:#}",
+                            m.name
+                        );
                         return Ok(None);
                     }
                 }

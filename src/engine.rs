@@ -372,13 +372,9 @@ impl Runtime {
         let image = module.module.serialize().map_err(anyhow::Error::from)?;
         // SAFETY: the image was serialized by this process from a module compiled with the
         // same settings (only the allocation strategy differs), so it is trusted.
-        let copy = unsafe { Module::deserialize(&self.engine, &image) }
-            .map_err(anyhow::Error::from)?;
-        Ok(self.insert(CachedModule::new(
-            copy,
-            &module.source,
-            module.link_kernel,
-        )))
+        let copy =
+            unsafe { Module::deserialize(&self.engine, &image) }.map_err(anyhow::Error::from)?;
+        Ok(self.insert(CachedModule::new(copy, &module.source, module.link_kernel)))
     }
 
     /// Compiles a module without the kernel linked in. Only linked modules may export the

@@ -35,7 +35,7 @@
 //! # Ok::<(), extism::Error>(())
 //! ```
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{borrow::Cow, collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -99,7 +99,8 @@ pub trait ManifestExt: Sized + sealed::Sealed {
 
     /// Loads every module's bytes, checks hashes and assigns final names (`spec/manifest.md`
     /// §9.1). The module named `main` is always present in the result.
-    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule>>;
+    /// Bytes given inline (`data`) are borrowed, not copied.
+    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule<'_>>>;
 }
 
 mod sealed {
@@ -174,7 +175,7 @@ impl ManifestExt for Manifest {
         self
     }
 
-    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule>> {
+    fn resolve(&self, progress: Option<DownloadProgress<'_>>) -> Result<Vec<ResolvedModule<'_>>> {
         if self.wasm.is_empty() {
             bail!("No wasm files specified in Extism manifest");
         }
@@ -221,12 +222,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A module source resolved to bytes, with its final name.
 #[derive(Debug, Clone)]
-pub struct ResolvedModule {
+pub struct ResolvedModule<'a> {
     /// The name other modules import it by: `main` for the plugin's main module, else the
     /// manifest's `name`.
     pub name: String,
-    /// The module's wasm or WAT bytes.
-    pub bytes: Vec<u8>,
+    /// The module's wasm or WAT bytes: the manifest's own for `data` (plugins made from
+    /// bytes copy nothing on the way to the module cache), read or downloaded otherwise.
+    pub bytes: Cow<'a, [u8]>,
+}
+
+impl ResolvedModule<'_> {
+    /// The same module, owning its bytes.
+    pub fn into_owned(self) -> ResolvedModule<'static> {
+        ResolvedModule {
+            name: self.name,
+            bytes: Cow::Owned(self.bytes.into_owned()),
+        }
+    }
 }
 
 /// Upstream's naming rules: one entry is always `main`; otherwise unnamed entries are `main`,
@@ -250,11 +262,11 @@ fn module_names(wasm: &[Wasm]) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn load(wasm: &Wasm, progress: Option<DownloadProgress<'_>>) -> Result<Vec<u8>> {
+fn load<'a>(wasm: &'a Wasm, progress: Option<DownloadProgress<'_>>) -> Result<Cow<'a, [u8]>> {
     match wasm {
-        Wasm::Data { data, .. } => Ok(data.clone()),
-        Wasm::File { path, .. } => read_file(path),
-        Wasm::Url { req, .. } => download(req, progress),
+        Wasm::Data { data, .. } => Ok(Cow::Borrowed(data)),
+        Wasm::File { path, .. } => read_file(path).map(Cow::Owned),
+        Wasm::Url { req, .. } => download(req, progress).map(Cow::Owned),
     }
 }
 

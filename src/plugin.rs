@@ -467,7 +467,9 @@ impl Plugin {
                 tracing::debug!(plugin = %self.id(), "instantiating the main module");
                 self.instantiate_main()
                     .or_else(|e| match pool_full(&e) {
-                        true => self.move_to_fallback().and_then(|()| self.instantiate_main()),
+                        true => self
+                            .move_to_fallback()
+                            .and_then(|()| self.instantiate_main()),
                         false => Err(e),
                     })
                     .map_err(|e| step_error(init_error(e)))?;
@@ -883,8 +885,7 @@ fn setup(
         interrupt.begin();
         let result = (|| -> Result<()> {
             for (i, m) in support.iter().enumerate() {
-                let imports =
-                    resolve_imports(linked, &mut store, kernel.as_ref(), &instances, m)?;
+                let imports = resolve_imports(linked, &mut store, kernel.as_ref(), &instances, m)?;
                 let instance =
                     fiber::instantiate(&mut store, &m.module.module, &imports, asynchronous)?;
                 instances[i] = Some(instance);

@@ -52,8 +52,8 @@ fn more_live_plugins_than_the_pool_holds_all_run() {
     let out: String = separate_kernel.call("count_vowels", "ee").unwrap();
     assert_eq!(out, r#"{"count":2,"total":2,"vowels":"aeiouAEIOU"}"#);
 
-    let faults = Manifest::new([Wasm::data(common::pdk("faults"))])
-        .with_timeout(Duration::from_millis(50));
+    let faults =
+        Manifest::new([Wasm::data(common::pdk("faults"))]).with_timeout(Duration::from_millis(50));
     let mut timed = Plugin::new(&faults, [], false).unwrap();
     let started = Instant::now();
     let err = timed.call::<(), &[u8]>("loop_forever", ()).unwrap_err();

@@ -97,12 +97,15 @@ pub fn apply(manifest: &mut Manifest, flags: &ManifestArgs) {
 }
 
 /// Loads every module's bytes (checking hashes), with a download bar for URLs.
-pub fn resolve(manifest: &Manifest, ui: &Ui) -> Result<Vec<ResolvedModule>> {
+pub fn resolve(manifest: &Manifest, ui: &Ui) -> Result<Vec<ResolvedModule<'static>>> {
     let bar = ui.download_bar();
     let progress = |done, total| show_download(&bar, done, total);
     let modules = manifest.resolve(Some(&progress));
     bar.finish_and_clear();
-    modules
+    Ok(modules?
+        .into_iter()
+        .map(ResolvedModule::into_owned)
+        .collect())
 }
 
 /// How to compile: `compile`'s options beyond the manifest.
@@ -117,14 +120,14 @@ pub struct Options {
 /// replaced by the resolved bytes, keeping each module's final name.
 pub fn compile(
     manifest: Manifest,
-    modules: Vec<ResolvedModule>,
+    modules: Vec<ResolvedModule<'static>>,
     options: Options,
     label: &str,
     ui: &Ui,
 ) -> Result<CompiledPlugin> {
     let wasm = modules
         .into_iter()
-        .map(|m| Wasm::data(m.bytes).with_name(m.name))
+        .map(|m| Wasm::data(m.bytes.into_owned()).with_name(m.name))
         .collect();
     let manifest = Manifest { wasm, ..manifest };
     let mut builder = PluginBuilder::new(manifest)
