@@ -256,7 +256,7 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         None => {
             let twin = runtime.on_demand()?;
             let compiled = compile_modules(&twin, &resolved, cache_dir)?
-                .expect("an on-demand runtime takes every module");
+                .ok_or_else(|| anyhow!("the on-demand runtime refused a module"))?;
             (twin, compiled)
         }
     };
