@@ -381,8 +381,18 @@ impl<'a> PluginBuilder<'a> {
                 "an initialization fuel limit needs a call fuel limit (PluginBuilder::with_fuel_limit)"
             );
         }
+        // A module given as bytes is compiled from the caller's bytes, never copied: the
+        // manifest holds an empty entry in its place (compiled.rs empties it anyway).
+        let (manifest, module) = match self.source {
+            WasmInput::Data(bytes) if crate::manifest::is_module(&bytes) => {
+                tracing::trace!("loading {} bytes as a wasm module", bytes.len());
+                (Manifest::new([Wasm::data(Vec::new())]), Some(bytes))
+            }
+            source => (source.into_manifest()?, None),
+        };
         Ok(CompileOptions {
-            manifest: self.source.into_manifest()?,
+            manifest,
+            module,
             functions: self.functions,
             wasi: self.wasi,
             fuel: self.fuel,

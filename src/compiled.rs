@@ -176,6 +176,8 @@ impl std::fmt::Debug for CompiledPlugin {
 /// Options collected by `PluginBuilder` (builder.rs).
 pub(crate) struct CompileOptions<'a> {
     pub manifest: Manifest,
+    /// The main module's bytes when they were given directly, not in `manifest`.
+    pub module: Option<std::borrow::Cow<'a, [u8]>>,
     pub functions: Vec<Function>,
     pub wasi: bool,
     pub fuel: Option<u64>,
@@ -246,7 +248,13 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     } else {
         Runtime::pooled(&opts.engine)?
     };
-    let resolved = opts.manifest.resolve(opts.progress)?;
+    let resolved = match &opts.module {
+        Some(bytes) => vec![ResolvedModule {
+            name: "main".to_string(),
+            bytes: std::borrow::Cow::Borrowed(bytes),
+        }],
+        None => opts.manifest.resolve(opts.progress)?,
+    };
     for m in &resolved {
         tracing::trace!("module {}: {} bytes", m.name, m.bytes.len());
     }

@@ -202,6 +202,12 @@ enum Input<'a> {
     Text(&'a str),
 }
 
+/// True when `bytes` given as a plugin's source are a module rather than a manifest
+/// ([`ManifestExt::from_bytes`]).
+pub(crate) fn is_module(bytes: &[u8]) -> bool {
+    matches!(detect(bytes), Input::Module)
+}
+
 /// Binary wasm, or text that is WebAssembly text format, counts as a module; other UTF-8 is a
 /// manifest; anything else goes to the compiler as a module (which reports what is wrong).
 fn detect(bytes: &[u8]) -> Input<'_> {
