@@ -813,34 +813,46 @@ fn live_rows(opts: &Options, sizes: &[Size]) -> Vec<Row> {
             },
         );
         let name = |what: &str| format!("{prefix}{what}");
-        rows.push(row(
-            name("create, per plugin"),
-            Unit::Time,
-            med(&results, 0, |l| l.create_s) / n as f64,
-            med(&results, 1, |l| l.create_s) / n as f64,
-            None,
-        ));
-        rows.push(row(
-            name("RSS per plugin after creating"),
-            Unit::Bytes,
-            med(&results, 0, |l| l.rss_created),
-            med(&results, 1, |l| l.rss_created),
-            Some("≤ 0.3"),
-        ));
-        rows.push(row(
-            name("RSS per plugin after one call each"),
-            Unit::Bytes,
-            med(&results, 0, |l| l.rss_per_plugin),
-            med(&results, 1, |l| l.rss_per_plugin),
-            Some("≤ 0.3"),
-        ));
-        rows.push(row(
-            name("memory still held after freeing them"),
-            Unit::Bytes,
-            med(&results, 0, |l| l.rss_held),
-            med(&results, 1, |l| l.rss_held),
-            Some("≤ 8 MiB"),
-        ));
+        // (row, unit, figure, target, divided by)
+        let figures: [(&str, Unit, fn(&Live) -> f64, Option<&str>, f64); 4] = [
+            (
+                "create, per plugin",
+                Unit::Time,
+                |l| l.create_s,
+                None,
+                n as f64,
+            ),
+            (
+                "RSS per plugin after creating",
+                Unit::Bytes,
+                |l| l.rss_created,
+                Some("≤ 0.3"),
+                1.0,
+            ),
+            (
+                "RSS per plugin after one call each",
+                Unit::Bytes,
+                |l| l.rss_per_plugin,
+                Some("≤ 0.3"),
+                1.0,
+            ),
+            (
+                "memory still held after freeing them",
+                Unit::Bytes,
+                |l| l.rss_held,
+                Some("≤ 8 MiB"),
+                1.0,
+            ),
+        ];
+        for (what, unit, figure, target, per) in figures {
+            rows.push(row(
+                name(what),
+                unit,
+                med(&results, 0, figure) / per,
+                med(&results, 1, figure) / per,
+                target,
+            ));
+        }
     }
     rows
 }
