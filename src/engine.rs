@@ -224,11 +224,18 @@ impl Runtime {
         if key.custom.is_some() {
             return Runtime::get(key);
         }
+        // Tried once per process: a failed reservation would fail again, slowly.
+        static UNAVAILABLE: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        if UNAVAILABLE.load(Ordering::Relaxed) {
+            return Runtime::get(key);
+        }
         let pooled = EngineKey {
             pooled: true,
             ..key.clone()
         };
         Runtime::get(&pooled).or_else(|e| {
+            UNAVAILABLE.store(true, Ordering::Relaxed);
             tracing::warn!("instances are allocated on demand: no instance pool ({e:#})");
             Runtime::get(key)
         })

@@ -158,6 +158,7 @@ impl Plugin {
         };
         let setup = match setup(&compiled, &linked, carried(&linked)?, interrupt.clone()) {
             Err(e) if pool_full(&e) => {
+                tracing::debug!(plugin = %id, "the instance pool is full: allocating on demand");
                 linked = compiled.fallback()?;
                 interrupt.set_engine(linked.runtime.engine.clone());
                 setup(&compiled, &linked, carried(&linked)?, interrupt.clone())?
@@ -700,37 +701,42 @@ impl Plugin {
         Ok(())
     }
 
-    /// Moves a plugin whose main module found the instance pool full to the on-demand
-    /// fallback, with a fresh store: nothing of the guest's exists yet.
+    /// Moves a plugin that found the instance pool full to the on-demand fallback, with a
+    /// fresh store: nothing of the guest's exists yet.
     fn move_to_fallback(&mut self) -> Result<()> {
+        self.use_fallback()?;
+        self.rebuild_store()
+    }
+
+    /// From now on, stores of this plugin are made on the fallback's engine.
+    fn use_fallback(&mut self) -> Result<()> {
         tracing::debug!(plugin = %self.id(), "the instance pool is full: allocating on demand");
         self.linked = self.compiled.fallback()?;
         self.cancel
             .state
             .set_engine(self.linked.runtime.engine.clone());
-        self.rebuild_store()
+        Ok(())
     }
 
-    /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
-    fn rebuild_store(&mut self) -> Result<()> {
+    /// What a new store takes over from the current one.
+    fn carried(&mut self) -> Carried {
         let data = self.store.data_mut();
-        let carried = Carried {
+        Carried {
             id: data.id,
             config: data.config.clone(),
             headers_enabled: data.http.headers_enabled,
             profile: data.profile.take(),
-        };
+        }
+    }
+
+    /// Throws the store away and starts from scratch, keeping id, config and the headers flag.
+    fn rebuild_store(&mut self) -> Result<()> {
         let interrupt = self.cancel.state.clone();
+        let carried = self.carried();
         let setup = match setup(&self.compiled, &self.linked, carried, interrupt.clone()) {
             Err(e) if pool_full(&e) => {
-                self.linked = self.compiled.fallback()?;
-                interrupt.set_engine(self.linked.runtime.engine.clone());
-                let carried = Carried {
-                    id: self.id,
-                    config: self.store.data().config.clone(),
-                    headers_enabled: self.store.data().http.headers_enabled,
-                    profile: None,
-                };
+                self.use_fallback()?;
+                let carried = self.carried();
                 setup(&self.compiled, &self.linked, carried, interrupt)?
             }
             setup => setup?,

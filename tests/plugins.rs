@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use common::pdk;
+use common::{capture::Captured, pdk};
 use extism::{
     CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder, UserData, Val, Wasm, PTR,
 };
@@ -264,39 +262,6 @@ fn wasi_plugin_runs_with_wasi_and_exit_codes_pass_through() {
     assert!(err.to_string().contains("7"), "{err}");
     let out: String = p.call("hello", "").unwrap();
     assert_eq!(out, "done");
-}
-
-/// A `tracing` writer that keeps every line in memory, and the lines it has kept so far.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    /// A subscriber writing plain lines (with targets) into this buffer, up to `level`.
-    fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
-        use tracing_subscriber::layer::SubscriberExt;
-        let sink = self.clone();
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(move || sink.clone())
-                    .with_ansi(false),
-            )
-            .with(tracing_subscriber::filter::LevelFilter::from_level(level))
-    }
 }
 
 #[test]

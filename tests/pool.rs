@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::capture::Captured;
 use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 
 /// More than the pool's 1000 plugins.
@@ -13,6 +14,15 @@ const LIVE: usize = 1500;
 
 #[test]
 fn more_live_plugins_than_the_pool_holds_all_run() {
+    let events = Captured::default();
+    tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), live_plugins);
+    // The pool was used, and filled up: the test is about what happens beyond it.
+    let events = events.text();
+    assert!(events.contains("plugin compiled") && events.contains("pooled=true"));
+    assert!(events.contains("the instance pool is full"));
+}
+
+fn live_plugins() {
     let compiled = CompiledPlugin::new(PluginBuilder::new(common::pdk("count_vowels"))).unwrap();
     // Created first and called later: the pool fills up as they instantiate, on first call.
     let mut plugins: Vec<Plugin> = (0..LIVE)
@@ -82,6 +92,12 @@ fn more_live_plugins_than_the_pool_holds_all_run() {
 
 #[test]
 fn a_module_beyond_the_pool_limits_runs() {
+    let events = Captured::default();
+    tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), beyond_limits);
+    assert!(events.text().contains("does not fit the instance pool"));
+}
+
+fn beyond_limits() {
     // Three memories and a table far larger than a pool slot holds.
     let wat = r#"(module
       (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))

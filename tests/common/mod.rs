@@ -18,6 +18,7 @@ pub fn pdk(name: &str) -> Vec<u8> {
 pub fn wat(name: &str) -> Vec<u8> {
     std::fs::read(testdata(&format!("wat/{name}.wat"))).expect("test plugin")
 }
+pub mod capture;
 pub mod server;
 
 /// Resident memory of this process in KiB (`/proc/self/statm`).
