@@ -91,10 +91,7 @@ fn forged_log_handles_trap_only_when_the_level_is_enabled() {
     let mut p = hostile(None);
     // no subscriber: logging is off and the message is never read
     assert_eq!(outcome(&mut p, "log_forged"), (0, String::new()));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::ERROR)
-        .with_writer(std::io::sink)
-        .finish();
+    let subscriber = common::capture::Captured::default().subscriber(tracing::Level::ERROR);
     tracing::subscriber::with_default(subscriber, || {
         let (rc, msg) = outcome(&mut p, "log_forged");
         assert_eq!(rc, -1);
