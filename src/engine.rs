@@ -6,8 +6,9 @@
 //! compiled once per engine, when a plugin first needs it as a module of its own; plugin
 //! modules are shared in-process by their bytes (and whether the kernel is linked into them,
 //! kernel_link.rs), so a second plugin made from the same bytes never compiles again. Lookups
-//! find candidates by a fast keyed hash and then compare the bytes in full with the copy each
-//! cached module keeps, so different bytes never share code, whatever their hash. The cache
+//! find candidates by a keyed hash of a sample of the bytes and then compare the bytes in full
+//! with the copy each cached module keeps, so different bytes never share code, whatever their
+//! hash. The cache
 //! holds modules weakly, plus the most recently used ones strongly (bounded by count and code
 //! size): hosts that create, call and free a plugin from the same bytes over and over compile
 //! once, and code nobody used lately is freed. This module never instantiates anything.
@@ -50,6 +51,34 @@ pub(crate) struct Runtime {
 const RECENT_MODULES: usize = 16;
 /// ... and at most this much compiled code (the last module used is always kept).
 const RECENT_CODE_BYTES: usize = 64 << 20;
+
+/// Modules up to this size are hashed whole; larger ones by [`SAMPLES`] blocks.
+const HASHED_WHOLE: usize = 64 << 10;
+/// How many blocks of [`SAMPLE_BYTES`] a large module's hash reads: its first and last block
+/// and evenly spaced ones between.
+const SAMPLES: usize = 32;
+const SAMPLE_BYTES: usize = 512;
+
+/// The cache's key for `bytes`: their length and, beyond [`HASHED_WHOLE`], a fixed sample of
+/// them. Reading all of a large module here would read it twice per lookup, since the full
+/// comparison that makes a candidate a match reads it anyway (and that second pass is what
+/// left the first call running on cold caches). Modules that agree on the sample only share a
+/// bucket: each lookup compares with at most the live modules of that bucket, and a hostile
+/// host that fills a bucket has paid a compilation for every module in it.
+fn content_hash(hasher: &foldhash::quality::RandomState, bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    if bytes.len() <= HASHED_WHOLE {
+        return hasher.hash_one(bytes);
+    }
+    let mut h = hasher.build_hasher();
+    h.write_usize(bytes.len());
+    let last = bytes.len() - SAMPLE_BYTES;
+    for i in 0..SAMPLES {
+        let start = last * i / (SAMPLES - 1);
+        h.write(&bytes[start..start + SAMPLE_BYTES]);
+    }
+    h.finish()
+}
 
 /// A compiled module and the bytes it was compiled from (one copy per distinct module, shared
 /// by every plugin using it): lookups compare them in full.
@@ -395,7 +424,7 @@ impl Runtime {
     /// Where modules compiled from `bytes` are filed. Only finds candidates: equal hashes
     /// say nothing until the bytes compare equal.
     fn content_hash(&self, bytes: &[u8]) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, bytes)
+        content_hash(&self.hasher, bytes)
     }
 
     /// Registers a module obtained elsewhere (for example deserialised from a disk cache),

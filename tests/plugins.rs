@@ -380,6 +380,39 @@ fn same_bytes_share_compiled_code() {
 }
 
 #[test]
+fn large_modules_that_differ_in_one_byte_do_not_share_compiled_code() {
+    // The cache hashes only a sample of a large module; the full comparison must tell these
+    // apart wherever the byte is.
+    let mut bytes = pdk("echo");
+    let payload = 300_000u32;
+    let name = b"pad";
+    let mut size = payload + 1 + name.len() as u32;
+    bytes.push(0); // a custom section
+    loop {
+        let low = (size & 0x7f) as u8;
+        size >>= 7;
+        bytes.push(if size == 0 { low } else { low | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    let start = bytes.len();
+    bytes.resize(start + payload as usize, 0);
+    let base = PluginBuilder::new(&bytes).compile().unwrap();
+    assert!(base.shares_code_with(&PluginBuilder::new(bytes.clone()).compile().unwrap()));
+    for i in 0..16 {
+        let mut other = bytes.clone();
+        other[start + i * (payload as usize / 16) + 4099] = 1;
+        let c = PluginBuilder::new(&other).compile().unwrap();
+        assert!(!base.shares_code_with(&c), "byte {i}");
+        let mut p = Plugin::new_from_compiled(&c).unwrap();
+        assert_eq!(p.call::<&str, &str>("echo", "hi").unwrap(), "hi");
+    }
+}
+
+#[test]
 fn val_types_are_reexported() {
     let _ = Val::I32(1);
 }
