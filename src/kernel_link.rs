@@ -41,7 +41,10 @@ use wasmparser::{
     TypeRef,
 };
 
-use crate::kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_WASM};
+use crate::{
+    copy_loop::{KernelPlaces, Transfer},
+    kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_WASM},
+};
 
 /// Names of the kernel's exports in a linked module start with this.
 pub const EXPORT_PREFIX: &str = "extism-run:kernel/";
@@ -93,6 +96,16 @@ enum Hot {
 }
 
 impl Hot {
+    /// The copy-loop direction of the kernel functions that move 8 bytes (copy_loop.rs).
+    fn transfer(self) -> Option<Transfer> {
+        match self {
+            Hot::InputLoadU64 => Some(Transfer::InputToGuest),
+            Hot::LoadU64 => Some(Transfer::KernelToGuest),
+            Hot::StoreU64 => Some(Transfer::GuestToKernel),
+            _ => None,
+        }
+    }
+
     fn from_name(name: &str) -> Option<Hot> {
         Some(match name {
             "alloc" => Hot::Alloc,
@@ -119,6 +132,8 @@ struct Layout {
     imported_memories: u32,
     imported_globals: u32,
     defined_memories: u32,
+    /// Whether each memory (imported, then defined) is a 32-bit memory.
+    memories32: Vec<bool>,
     defined_globals: u32,
     /// Type index of each defined function, in order.
     defined_types: Vec<u32>,
@@ -152,7 +167,10 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
                     let import = import?;
                     match import.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => layout.imported_functions += 1,
-                        TypeRef::Memory(_) => layout.imported_memories += 1,
+                        TypeRef::Memory(m) => {
+                            layout.imported_memories += 1;
+                            layout.memories32.push(!m.memory64);
+                        }
                         TypeRef::Global(_) => layout.imported_globals += 1,
                         TypeRef::Table(_) | TypeRef::Tag(_) => {}
                     }
@@ -169,7 +187,7 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
             // Counted item by item: the declared count is not checked against the section.
             Payload::MemorySection(reader) => {
                 for memory in reader {
-                    memory?;
+                    layout.memories32.push(!memory?.memory64);
                     layout.defined_memories += 1;
                 }
             }
@@ -221,6 +239,7 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
     let kernel_base = kept_imports + g.defined_types.len() as u32;
     let mut functions = Vec::with_capacity(g.imported_functions as usize);
     let mut hot = HashMap::new();
+    let mut transfers = HashMap::new();
     let mut kept = 0;
     for (module, name, ty) in &g.imports {
         let (TypeRef::Func(ty) | TypeRef::FuncExact(ty)) = *ty else {
@@ -249,6 +268,9 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
         }
         if let Some(h) = Hot::from_name(name) {
             hot.insert(functions.len() as u32, h);
+            if let Some(t) = h.transfer() {
+                transfers.insert(functions.len() as u32, t);
+            }
         }
         functions.push(kernel_base + index);
     }
@@ -269,18 +291,15 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
         imported_functions: g.imported_functions,
         removed,
         hot,
+        transfers,
+        memories32: g.memories32.clone(),
         params: g
             .defined_types
             .iter()
-            .map(|&t| {
-                g.signatures
-                    .get(t as usize)
-                    .cloned()
-                    .flatten()
-                    .map(|s| s.0.len() as u32)
-            })
+            .map(|&t| g.signatures.get(t as usize).cloned().flatten().map(|s| s.0))
             .collect(),
         next_body: 0,
+        copy_loops: 0,
         limits: Limits {
             functions: kernel_base + removed,
             memories: memory_base,
@@ -302,7 +321,13 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
         globals: global_base,
     };
     match assemble(guest, &k, &mut guest_remap, &mut kernel_remap) {
-        Ok(bytes) => Ok(Some(bytes)),
+        Ok(bytes) => {
+            tracing::debug!(
+                copy_loops = guest_remap.copy_loops,
+                "kernel linked into the module"
+            );
+            Ok(Some(bytes))
+        }
         Err(e) => {
             tracing::debug!("kernel not linked into the module: {e}");
             Ok(None)
@@ -660,10 +685,16 @@ struct GuestRemap {
     limits: Limits,
     /// Inlined kernel functions, by the guest's original function index.
     hot: HashMap<u32, Hot>,
-    /// Parameter count of each defined function.
-    params: Vec<Option<u32>>,
+    /// The kernel calls that copy loops are made of (copy_loop.rs), by the guest's index.
+    transfers: HashMap<u32, Transfer>,
+    /// Whether each guest memory is a 32-bit memory.
+    memories32: Vec<bool>,
+    /// Parameter types of each defined function.
+    params: Vec<Option<Vec<wasmparser::ValType>>>,
     /// Index among defined functions of the next function body.
     next_body: usize,
+    /// How many loops got a bulk copy in front (copy_loop.rs).
+    copy_loops: u32,
     kernel: KernelState,
 }
 
@@ -744,45 +775,127 @@ impl Reencode for GuestRemap {
             return reencode::utils::parse_function_body(self, code, func);
         }
 
-        // Three scratch locals after the function's own: two i64, one i32.
+        // Four scratch locals after the function's own: two i64 and one i32 for inlined
+        // kernel code, one i64 for copy loops.
         let mut locals = Vec::new();
-        let mut declared: u32 = 0;
-        for pair in func.get_locals_reader()? {
-            let (count, ty) = pair?;
-            declared = declared.saturating_add(count);
-            locals.push((count, self.val_type(ty)?));
-        }
         let params =
             self.params
                 .get(defined)
-                .copied()
+                .cloned()
                 .flatten()
                 .ok_or(reencode::Error::UserError(
                     "a function without a function type",
                 ))?;
-        let scratch = params
-            .checked_add(declared)
-            .filter(|s| s.checked_add(2).is_some())
+        let mut local_types = params;
+        for pair in func.get_locals_reader()? {
+            let (count, ty) = pair?;
+            locals.push((count, self.val_type(ty)?));
+            // wasmparser caps a function's locals (50 000), so this stays small.
+            local_types.extend(std::iter::repeat_n(ty, count as usize));
+        }
+        let scratch = u32::try_from(local_types.len())
+            .ok()
+            .filter(|s| s.checked_add(3).is_some())
             .ok_or(reencode::Error::UserError("too many locals"))?;
         locals.push((2, ValType::I64));
         locals.push((1, ValType::I32));
+        locals.push((1, ValType::I64));
         let mut f = wasm_encoder::Function::new(locals);
         let mut reader = func.get_operators_reader()?;
-        while !reader.eof() {
-            let op = reader.read()?;
-            match hot_call(&self.hot, &op) {
-                Some(hot) => {
-                    for i in self.kernel.inline(hot, scratch) {
-                        f.instruction(&i);
+        // Operators read ahead (a loop body that did not qualify) come back through here.
+        let mut queue = std::collections::VecDeque::new();
+        while let Some(op) = next_op(&mut queue, &mut reader) {
+            let op = op?;
+            if !matches!(
+                op,
+                Operator::Loop {
+                    blockty: wasmparser::BlockType::Empty
+                }
+            ) {
+                self.emit(&mut f, op, scratch)?;
+                continue;
+            }
+            // A loop whose body copy_loop.rs may accept is read up to its end.
+            let mut body = Vec::new();
+            let mut closed = false;
+            while let Some(inner) = next_op(&mut queue, &mut reader) {
+                let inner = inner?;
+                let more = crate::copy_loop::may_contain(&inner);
+                closed = matches!(inner, Operator::End);
+                body.push(inner);
+                if !more {
+                    break;
+                }
+            }
+            let fast = match closed {
+                true => crate::copy_loop::fast_path(
+                    &body[..body.len() - 1],
+                    &crate::copy_loop::Function {
+                        locals: &local_types,
+                        transfers: &self.transfers,
+                        memories32: &self.memories32,
+                        scratch: scratch + 3,
+                        kernel: self.kernel.places(),
+                    },
+                ),
+                false => None,
+            };
+            match fast {
+                Some(prefix) => {
+                    self.copy_loops += 1;
+                    for i in &prefix {
+                        f.instruction(i);
                     }
+                    self.emit(&mut f, op, scratch)?;
+                    for inner in body {
+                        self.emit(&mut f, inner, scratch)?;
+                    }
+                    f.instruction(&Instruction::End);
                 }
                 None => {
-                    f.instruction(&self.instruction(op)?);
+                    self.emit(&mut f, op, scratch)?;
+                    for inner in body.into_iter().rev() {
+                        queue.push_front(inner);
+                    }
                 }
             }
         }
         code.function(&f);
         Ok(())
+    }
+}
+
+impl GuestRemap {
+    /// Writes one guest operator: a call of a hot kernel function as the kernel's own code
+    /// (locals `scratch`.. are its scratch), anything else reencoded.
+    fn emit(&mut self, f: &mut wasm_encoder::Function, op: Operator<'_>, scratch: u32) -> ReResult {
+        let hot = match &op {
+            Operator::Call { function_index } => self.hot.get(function_index).copied(),
+            _ => None,
+        };
+        match hot {
+            Some(hot) => {
+                for i in self.kernel.inline(hot, scratch) {
+                    f.instruction(&i);
+                }
+            }
+            None => {
+                f.instruction(&self.instruction(op)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next operator: one read ahead and put back, else the reader's next.
+fn next_op<'a>(
+    queue: &mut std::collections::VecDeque<Operator<'a>>,
+    reader: &mut wasmparser::OperatorsReader<'a>,
+) -> Option<wasmparser::Result<Operator<'a>>> {
+    match queue.pop_front() {
+        Some(op) => Some(Ok(op)),
+        None if reader.eof() => None,
+        None => Some(reader.read()),
     }
 }
 
@@ -812,6 +925,15 @@ impl Reencode for KernelRemap {
 }
 
 impl KernelState {
+    fn places(&self) -> KernelPlaces {
+        KernelPlaces {
+            memory: self.memory,
+            in_off: self.in_off,
+            in_len: self.in_len,
+            clean: self.clean,
+        }
+    }
+
     /// The kernel's code for `hot` (kernel/kernel.wat), taking its arguments from the stack.
     /// Locals `s` and `s + 1` (i64) and `s + 2` (i32) are scratch.
     fn inline(&self, hot: Hot, s: u32) -> Vec<Instruction<'static>> {

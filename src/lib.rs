@@ -39,6 +39,7 @@ mod async_plugin;
 mod builder;
 mod cancel;
 mod compiled;
+mod copy_loop;
 mod current_plugin;
 mod debug;
 pub mod disk_cache;

@@ -262,3 +262,124 @@ fn indices_beyond_the_guest_never_reach_the_kernel() {
         );
     }
 }
+
+/// testdata/wat/copy_loops.wat with the kernel linked in (its copy loops get bulk copies,
+/// src/copy_loop.rs) or as its own instance (every iteration calls the kernel).
+fn copy_loops(linked: bool) -> CompiledPlugin {
+    let mut modules = vec![Wasm::data(wat("copy_loops"))];
+    if !linked {
+        modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
+    }
+    let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
+    assert_eq!(compiled.kernel_linked(), linked);
+    compiled
+}
+
+/// Output or error text of one copy loop run with `a`, `b`, `c` and `payload`.
+fn copy(p: &mut Plugin, export: &str, abc: [u64; 3], payload: &[u8]) -> Result<Vec<u8>, String> {
+    let mut input: Vec<u8> = abc.iter().flat_map(|v| v.to_le_bytes()).collect();
+    input.extend_from_slice(payload);
+    p.call::<_, Vec<u8>>(export, input)
+        .map_err(|e| format!("{e:#}"))
+}
+
+#[test]
+fn copy_loops_get_bulk_copies_only_where_the_loop_compiles_to_one() {
+    use common::capture::Captured;
+    let events = Captured::default();
+    // With fuel, the modules compile for an engine of their own: other tests of this binary
+    // cannot have put them into that engine's module cache.
+    let build = |bytes: Vec<u8>| {
+        let compiled =
+            CompiledPlugin::new(PluginBuilder::new(bytes).with_fuel_limit(u64::MAX)).unwrap();
+        assert!(compiled.kernel_linked());
+    };
+    tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
+        build(wat("copy_loops"));
+        build(wat("kernel_probe"));
+        build(pdk("echo"));
+    });
+    let text = events.text();
+    let counts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("kernel linked into the module"))
+        .filter_map(|l| l.split("copy_loops=").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap())
+        .collect();
+    // copy_loops.wat: its three copy loops, not its checksum and fill loops; kernel_probe
+    // has no loop; echo (Rust PDK): its input reader and its output writer.
+    assert_eq!(counts, ["3", "0", "2"], "{text}");
+}
+
+#[test]
+fn bulk_copies_behave_like_the_loops_they_replace() {
+    let (linked, separate) = (copy_loops(true), copy_loops(false));
+    let kernel = 1u64 << 20; // the kernel's 16 pages
+    let guest = 1u64 << 16; // copy_loops.wat's one page
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i * 13 + 7) as u8).collect();
+    let input_len = 24 + payload.len() as u64;
+    let mut cases = Vec::new();
+    for n in [1u64, 2, 10, 1000, 8191, 8192, 0, u64::MAX] {
+        let ks = [
+            128,
+            1003,
+            4200,
+            kernel - 8 * n.min(1000),
+            kernel - 8 * n.min(1000) + 1,
+            kernel - 4,
+            (1 << 32) - 8,
+            u64::MAX - 7,
+        ];
+        let gs = [
+            0,
+            3,
+            guest.saturating_sub(8 * n.min(8192)),
+            guest.saturating_sub(8 * n.min(8192)) + 4,
+            guest - 8,
+            guest,
+            (1 << 32) - 8,
+        ];
+        for k in ks {
+            for g in gs {
+                cases.push(("to_kernel", [k, g, n]));
+                cases.push(("from_kernel", [k, g, n]));
+            }
+        }
+    }
+    for i in [
+        0u64,
+        3,
+        24,
+        input_len - 8,
+        input_len - 3,
+        input_len,
+        u64::MAX - 7,
+    ] {
+        let ends = [
+            i.wrapping_add(8),
+            i.wrapping_add(64),
+            i.wrapping_add(8 * 500),
+            i.wrapping_add(12),
+            i,
+            i.wrapping_sub(8),
+            input_len,
+            input_len - input_len % 8,
+        ];
+        for end in ends {
+            for g in [0, 5, guest - 8 - 8, guest - 16 - 8 * 500, guest] {
+                cases.push(("from_input", [i, g, end]));
+            }
+        }
+    }
+    let mut succeeded = 0;
+    // A new pair of plugins for each case: what a loop leaves in the kernel (its clean mark)
+    // must not hide what the next one does.
+    for (export, abc) in cases {
+        let mut fresh = |c: &CompiledPlugin| Plugin::new_from_compiled(c).unwrap();
+        let linked = copy(&mut fresh(&linked), export, abc, &payload);
+        let separate = copy(&mut fresh(&separate), export, abc, &payload);
+        assert_eq!(linked, separate, "{export} {abc:x?}");
+        succeeded += linked.is_ok() as usize;
+    }
+    assert!(succeeded > 100, "only {succeeded} cases ran to the end");
+}
