@@ -350,7 +350,7 @@
 
   ;; O(1): a new generation invalidates every handle at once; memory is neither zeroed nor shrunk
   ;; (blocks are zero-filled when handed out instead).
-  (func (export "reset")
+  (func $reset (export "reset")
     (global.set $gen (i32.add (global.get $gen) (i32.const 1)))
     (if (i32.eqz (global.get $gen))
       (then  ;; wrapped after 2^32 resets: entries of generation 1 may still exist, wipe them
@@ -439,4 +439,20 @@
       (then (global.set $err (local.get $h)))))
 
   (func (export "error_get") (result i64) (global.get $err))
+
+  ;; ---- the host's side of a call, one entry each (src/kernel.rs) -------------------------
+  ;; Before the export runs: reset, then a block of $n bytes for the input (the host fills it
+  ;; at once, so it is not zeroed) set as the input. Its handle; 0 for no input, or when the
+  ;; block cannot be had.
+  (func (export "extism-run:begin") (param $n i64) (result i64)
+    (local $h i64)
+    (call $reset)
+    (local.set $h (call $alloc (local.get $n) (i32.const 0)))
+    (if (i64.ne (local.get $h) (i64.const 0))
+      (then (global.set $in_off (local.get $h)) (global.set $in_len (local.get $n))))
+    (local.get $h))
+
+  ;; After the export ran: output offset, output length, error handle.
+  (func (export "extism-run:end") (result i64 i64 i64)
+    (global.get $out_off) (global.get $out_len) (global.get $err))
 )

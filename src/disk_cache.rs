@@ -242,8 +242,9 @@ pub fn clear(dir: &Path) -> io::Result<Cleared> {
     Ok(cleared)
 }
 
-/// Identifies the code an engine produces: this crate's version (kernel and engine settings)
-/// and wasmtime's own compatibility hash, reduced to SHA-256.
+/// Identifies the code an engine produces: this crate's version (engine settings), the kernel
+/// and the revision of the pass that links it into guests (a linked module holds both), and
+/// wasmtime's own compatibility hash, reduced to SHA-256.
 fn fingerprint(engine: &Engine) -> [u8; 32] {
     struct Sha256Hasher(Sha256);
     impl Hasher for Sha256Hasher {
@@ -256,6 +257,8 @@ fn fingerprint(engine: &Engine) -> [u8; 32] {
     }
     let mut hasher = Sha256Hasher(Sha256::new());
     hasher.write(crate::VERSION.as_bytes());
+    hasher.write(crate::kernel::KERNEL_WASM);
+    hasher.write(&crate::kernel_link::REVISION.to_le_bytes());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.0.finalize().into()
 }

@@ -57,32 +57,43 @@ where
     }
 }
 
-/// The parameters and results of kernel functions: 64-bit integers, at most two.
+/// The parameters and results of kernel functions: 64-bit integers, at most three.
 pub(crate) trait KernelValues: Sized {
-    fn write(self, to: &mut [ValRaw; 2]);
-    fn read(from: &[ValRaw; 2]) -> Self;
+    fn write(self, to: &mut [ValRaw; 3]);
+    fn read(from: &[ValRaw; 3]) -> Self;
 }
 
 impl KernelValues for () {
-    fn write(self, _: &mut [ValRaw; 2]) {}
-    fn read(_: &[ValRaw; 2]) {}
+    fn write(self, _: &mut [ValRaw; 3]) {}
+    fn read(_: &[ValRaw; 3]) {}
 }
 
 impl KernelValues for u64 {
-    fn write(self, to: &mut [ValRaw; 2]) {
+    fn write(self, to: &mut [ValRaw; 3]) {
         to[0] = ValRaw::i64(self as i64);
     }
-    fn read(from: &[ValRaw; 2]) -> u64 {
+    fn read(from: &[ValRaw; 3]) -> u64 {
         from[0].get_i64() as u64
     }
 }
 
 impl KernelValues for (u64, u64) {
-    fn write(self, to: &mut [ValRaw; 2]) {
-        *to = [ValRaw::i64(self.0 as i64), ValRaw::i64(self.1 as i64)];
+    fn write(self, to: &mut [ValRaw; 3]) {
+        to[0] = ValRaw::i64(self.0 as i64);
+        to[1] = ValRaw::i64(self.1 as i64);
     }
-    fn read(from: &[ValRaw; 2]) -> (u64, u64) {
+    fn read(from: &[ValRaw; 3]) -> (u64, u64) {
         (from[0].get_i64() as u64, from[1].get_i64() as u64)
+    }
+}
+
+impl KernelValues for (u64, u64, u64) {
+    fn write(self, to: &mut [ValRaw; 3]) {
+        *to = [self.0, self.1, self.2].map(|v| ValRaw::i64(v as i64));
+    }
+    fn read(from: &[ValRaw; 3]) -> (u64, u64, u64) {
+        let v = |i: usize| from[i].get_i64() as u64;
+        (v(0), v(1), v(2))
     }
 }
 
@@ -128,11 +139,11 @@ where
     if !asynchronous {
         return f.call(store, params);
     }
-    let mut values = [ValRaw::i64(0); 2];
+    let mut values = [ValRaw::i64(0); 3];
     params.write(&mut values);
     let _direct = Direct::enter();
     // SAFETY: `f` was type-checked as `P -> R` (`Func::typed`), and `values` holds its
-    // parameters and has room for its results (64-bit integers, at most two, no references).
+    // parameters and has room for its results (64-bit integers, at most three, no references).
     // `call_unchecked` asks not to be used recursively inside `call_async` (wasmtime refuses
     // sync calls there) because wasm could suspend the fiber with the caller's frames on it,
     // and because of stack depth. A kernel call never suspends: the kernel imports nothing,

@@ -86,11 +86,10 @@ pub(crate) struct KernelExports {
     free: ModuleExport,
     length: ModuleExport,
     reset: ModuleExport,
-    input_set: ModuleExport,
-    output_offset: ModuleExport,
-    output_length: ModuleExport,
     error_get: ModuleExport,
     error_set: ModuleExport,
+    begin: ModuleExport,
+    end: ModuleExport,
     /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
     pub start: Option<ModuleExport>,
 }
@@ -107,11 +106,10 @@ impl KernelExports {
             free: at("free")?,
             length: at("length")?,
             reset: at("reset")?,
-            input_set: at("input_set")?,
-            output_offset: at("output_offset")?,
-            output_length: at("output_length")?,
             error_get: at("error_get")?,
             error_set: at("error_set")?,
+            begin: at("extism-run:begin")?,
+            end: at("extism-run:end")?,
             start: at("start"),
         })
     }
@@ -129,11 +127,10 @@ pub(crate) struct Kernel {
     free: TypedFunc<u64, ()>,
     length: TypedFunc<u64, u64>,
     reset: TypedFunc<(), ()>,
-    input_set: TypedFunc<(u64, u64), ()>,
-    output_offset: TypedFunc<(), u64>,
-    output_length: TypedFunc<(), u64>,
     error_get: TypedFunc<(), u64>,
     error_set: TypedFunc<u64, ()>,
+    begin: TypedFunc<u64, u64>,
+    end: TypedFunc<(), (u64, u64, u64)>,
     /// In an async plugin's store the kernel is entered directly, without a fiber
     /// (fiber.rs).
     asynchronous: bool,
@@ -175,11 +172,10 @@ impl Kernel {
             free: func(s, i, &e.free)?,
             length: func(s, i, &e.length)?,
             reset: func(s, i, &e.reset)?,
-            input_set: func(s, i, &e.input_set)?,
-            output_offset: func(s, i, &e.output_offset)?,
-            output_length: func(s, i, &e.output_length)?,
             error_get: func(s, i, &e.error_get)?,
             error_set: func(s, i, &e.error_set)?,
+            begin: func(s, i, &e.begin)?,
+            end: func(s, i, &e.end)?,
             asynchronous,
         })
     }
@@ -217,19 +213,24 @@ impl Kernel {
         Ok(self.enter(&self.reset, store, ())?)
     }
 
-    pub fn input_set(
-        &self,
-        store: impl AsContextMut<Data: Send>,
-        handle: u64,
-        len: u64,
-    ) -> Result<()> {
-        Ok(self.enter(&self.input_set, store, (handle, len))?)
+    /// The start of a call in one kernel entry: reset, then `input` written into a new block
+    /// and set as the input.
+    pub fn begin(&self, mut store: impl AsContextMut<Data: Send>, input: &[u8]) -> Result<()> {
+        let handle = self.enter(&self.begin, &mut store, input.len() as u64)?;
+        if input.is_empty() {
+            return Ok(());
+        }
+        if handle == 0 {
+            bail!("failed to allocate {} bytes of Extism memory", input.len());
+        }
+        self.slice_mut(&mut store, handle, input.len() as u64)?
+            .copy_from_slice(input);
+        Ok(())
     }
 
-    pub fn output(&self, mut store: impl AsContextMut<Data: Send>) -> Result<(u64, u64)> {
-        let offset = self.enter(&self.output_offset, &mut store, ())?;
-        let length = self.enter(&self.output_length, &mut store, ())?;
-        Ok((offset, length))
+    /// The end of a call in one kernel entry: output offset and length, and the error handle.
+    pub fn end(&self, store: impl AsContextMut<Data: Send>) -> Result<(u64, u64, u64)> {
+        Ok(self.enter(&self.end, store, ())?)
     }
 
     pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {

@@ -46,6 +46,10 @@ use crate::{
     kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_WASM},
 };
 
+/// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
+/// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
+pub const REVISION: u32 = 2;
+
 /// Names of the kernel's exports in a linked module start with this.
 pub const EXPORT_PREFIX: &str = "extism-run:kernel/";
 

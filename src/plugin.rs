@@ -482,9 +482,11 @@ impl Plugin {
         }
         self.store.data_mut().host_context = host_context;
         present(&self.kernel)
-            .and_then(|k| k.reset(&mut self.store))
+            .and_then(|k| {
+                k.begin(&mut self.store, input)
+                    .map_err(|e| e.context("failed to allocate extism memory"))
+            })
             .map_err(step_error)?;
-        self.write_input(input).map_err(step_error)?;
         self.export(name).map_err(step_error)
     }
 
@@ -529,17 +531,6 @@ impl Plugin {
         &mut self.store
     }
 
-    fn write_input(&mut self, input: &[u8]) -> Result<()> {
-        if input.is_empty() {
-            return Ok(());
-        }
-        let kernel = present(&self.kernel)?;
-        let handle = kernel
-            .write_new(&mut self.store, input)
-            .map_err(|e| e.context("failed to allocate extism memory"))?;
-        kernel.input_set(&mut self.store, handle, input.len() as u64)
-    }
-
     fn export(&mut self, name: &str) -> Result<Export> {
         if let Some(e) = self.exports.get(name) {
             return Ok(e.clone());
@@ -582,10 +573,15 @@ impl Plugin {
     fn conclude(&mut self, result: wasmtime::Result<i32>) -> Result<i32, (anyhow::Error, i32)> {
         // Reading results runs kernel code; it must not be refused for want of fuel.
         self.refuel_for_host().map_err(|e| (e, -1))?;
-        if let Some(Ok(output)) = self.kernel.as_ref().map(|k| k.output(&mut self.store)) {
-            self.output = output;
+        let ended = self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.end(&mut self.store).ok());
+        let mut guest_error = None;
+        if let Some((offset, len, error)) = ended {
+            self.output = (offset, len);
+            guest_error = self.guest_error(error);
         }
-        let guest_error = self.guest_error();
         let err = match result {
             Ok(rc) => {
                 return match guest_error {
@@ -624,9 +620,8 @@ impl Plugin {
 
     /// The message the guest set with `error_set`, if any: the block's bytes, or empty when
     /// the slot holds something that is not a live block (upstream's behaviour).
-    fn guest_error(&mut self) -> Option<GuestError> {
+    fn guest_error(&mut self, handle: u64) -> Option<GuestError> {
         let kernel = self.kernel.as_ref()?;
-        let handle = kernel.error_get(&mut self.store).ok()?;
         if handle == 0 {
             return None;
         }

@@ -724,6 +724,10 @@ fn exports_match_upstream() {
         ("extism-run:alloc_filled", &["i64"], &["i64"]),
         // The allocator itself, `(size, zero fresh space)`; guests' alloc calls link to it.
         ("extism-run:alloc", &["i64", "i32"], &["i64"]),
+        // The host's entries around every call: reset plus the input block, and output
+        // offset, output length and error handle at once.
+        ("extism-run:begin", &["i64"], &["i64"]),
+        ("extism-run:end", &[], &["i64", "i64", "i64"]),
     ];
     let mut seen = 0;
     for e in module.exports() {
@@ -892,4 +896,58 @@ fn recycled_top_block_survives_growth() {
     assert_eq!(k.load_u64(again), 0x1122334455667788);
     assert_eq!(k.length(fill), mem - (a + gran(100)) - gran(top_len));
     assert_eq!(k.length(a), 100);
+}
+
+/// `extism-run:begin` and `extism-run:end`, the host's one entry before and after each call,
+/// do what the host's separate steps did: reset, an input block allocated as by
+/// `extism-run:alloc_filled` and set as the input; output and error read back.
+#[test]
+fn begin_and_end_are_the_host_s_steps_in_one_entry() {
+    let mut one = Kernel::new(module());
+    let mut steps = Kernel::new(module());
+    let begin: TypedFunc<i64, i64> = one
+        .instance
+        .get_typed_func(&mut one.store, "extism-run:begin")
+        .unwrap();
+    let end: TypedFunc<(), (i64, i64, i64)> = one
+        .instance
+        .get_typed_func(&mut one.store, "extism-run:end")
+        .unwrap();
+    let alloc_filled: TypedFunc<i64, i64> = steps
+        .instance
+        .get_typed_func(&mut steps.store, "extism-run:alloc_filled")
+        .unwrap();
+    for (round, n) in [0u64, 1, 15, 16, 17, 4096, 70_000, 3 << 20, 1 << 33, 24]
+        .into_iter()
+        .enumerate()
+    {
+        // The same history in both: blocks, a store, an output and an error.
+        for k in [&mut one, &mut steps] {
+            let a = k.alloc(100 + round as u64);
+            let b = k.alloc(3000);
+            k.store_u64(b, round as u64);
+            k.free(a);
+            k.output_set(b, 8);
+            k.error_set(if round % 2 == 0 { b } else { 0 });
+        }
+        let (o, l) = steps.output();
+        let e = steps.error_get();
+        let ended = end.call(&mut one.store, ()).unwrap();
+        assert_eq!((ended.0 as u64, ended.1 as u64, ended.2 as u64), (o, l, e));
+
+        let h = begin.call(&mut one.store, n as i64).unwrap() as u64;
+        steps.reset();
+        let expected = alloc_filled.call(&mut steps.store, n as i64).unwrap() as u64;
+        if expected != 0 {
+            steps.input_set(expected, n);
+        }
+        assert_eq!(h, expected, "handle for {n} bytes");
+        assert_eq!(one.input(), steps.input(), "input after begin({n})");
+        assert_eq!(one.memory_bytes(), steps.memory_bytes());
+        assert_eq!(one.output(), (0, 0));
+        assert_eq!(one.error_get(), 0);
+        if h != 0 {
+            assert_eq!(one.length(h), n);
+        }
+    }
 }
