@@ -78,7 +78,7 @@ impl CompiledPlugin {
 }
 
 impl Export {
-    async fn call_async(self, store: &mut wasmtime::Store<PluginState>) -> wasmtime::Result<i32> {
+    async fn call_async(&self, store: &mut wasmtime::Store<PluginState>) -> wasmtime::Result<i32> {
         match self {
             Export::Unit(f) => f.call_async(store, ()).await.map(|()| 0),
             Export::Code(f) => f.call_async(store, ()).await,

@@ -14,7 +14,8 @@
 //! kernel call) that ends in `br_if 0`, moves 8 bytes per iteration between one ascending
 //! guest address and one ascending kernel offset, changes locals only by adding constants,
 //! and stops when a counter reaches a value it reaches exactly (a power-of-two step). Whatever
-//! else a loop does, it is left alone. This module only reads operators and writes
+//! else a loop does, it is left alone. Runs of fewer than 8 iterations stay loops too: the
+//! `memory.copy` is a call into wasmtime that costs more than they do. This module only reads operators and writes
 //! instructions: it knows nothing of modules, indices outside the loop, or the runtime.
 
 use std::collections::HashMap;
@@ -58,6 +59,9 @@ pub(crate) struct Function<'a> {
 /// At most this many iterations are copied at once (64 MiB): a longer copy runs as the loop,
 /// which checks the epoch (deadline, cancel) at every iteration.
 const MAX_ITERATIONS: i64 = 1 << 23;
+/// Fewer iterations run as the loop: `memory.copy` is a call into the runtime, which costs
+/// more than a few inlined iterations.
+const MIN_ITERATIONS: i64 = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Width {
@@ -395,13 +399,16 @@ fn emit(it: &Iteration, f: &Function<'_>) -> Option<Vec<Instruction<'static>>> {
         I::I64And,
         I::I64Eqz,
     ]);
-    // ... and k = it >> j is below the limit; scratch = n = k + 1 iterations
+    // ... and n = k + 1 = (it >> j) + 1 lies in [MIN_ITERATIONS, MAX_ITERATIONS] (one
+    // unsigned comparison of k - (MIN - 1)); scratch = n
     out.extend([
         I::LocalGet(n),
         I::I64Const(j),
         I::I64ShrU,
         I::LocalTee(n),
-        I::I64Const(MAX_ITERATIONS),
+        I::I64Const(MIN_ITERATIONS - 1),
+        I::I64Sub,
+        I::I64Const(MAX_ITERATIONS - (MIN_ITERATIONS - 1)),
         I::I64LtU,
         I::I32And,
         I::LocalGet(n),

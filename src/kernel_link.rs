@@ -8,7 +8,9 @@
 //!
 //! - turns every import of a kernel function into a direct call of the appended function;
 //! - replaces each direct call of the byte-moving functions with the instructions the kernel
-//!   itself runs for them (`kernel/kernel.wat`), on the kernel's own memory and globals;
+//!   itself runs for them (`kernel/kernel.wat`), on the kernel's own memory and globals, and
+//!   puts a bulk copy in front of the PDKs' loops of such calls (copy_loop.rs);
+//! - inlines the guest's short `memory.copy`s (small_copy.rs);
 //! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
 //!   rest of the runtime hides from callers ([`is_private`]);
 //! - exports the guest's start function as [`START`] instead of running it while
@@ -48,7 +50,7 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 2;
+pub const REVISION: u32 = 4;
 
 /// Names of the kernel's exports in a linked module start with this.
 pub const EXPORT_PREFIX: &str = "extism-run:kernel/";
@@ -717,6 +719,20 @@ fn within(index: u32, limit: u32, what: &'static str) -> ReResult<u32> {
 }
 
 impl GuestRemap {
+    /// The memory of a copy within one 32-bit guest memory (small_copy.rs inlines the short
+    /// ones).
+    fn small_copy(&self, op: &Operator<'_>) -> Option<u32> {
+        match *op {
+            Operator::MemoryCopy { dst_mem, src_mem }
+                if dst_mem == src_mem
+                    && self.memories32.get(dst_mem as usize).copied() == Some(true) =>
+            {
+                Some(dst_mem)
+            }
+            _ => None,
+        }
+    }
+
     /// Where a guest function's name goes in the linked module: `None` for a kernel import
     /// (the kernel function it became is named as the kernel's) or an index out of range.
     fn named_function(&mut self, func: u32) -> Option<u32> {
@@ -768,19 +784,20 @@ impl Reencode for GuestRemap {
             _ => None,
         };
         let mut reader = func.get_operators_reader()?;
-        let mut calls_hot = false;
+        let mut rewrite = false;
         while !reader.eof() {
-            if hot_call(&self.hot, &reader.read()?).is_some() {
-                calls_hot = true;
+            let op = reader.read()?;
+            if hot_call(&self.hot, &op).is_some() || self.small_copy(&op).is_some() {
+                rewrite = true;
                 break;
             }
         }
-        if !calls_hot {
+        if !rewrite {
             return reencode::utils::parse_function_body(self, code, func);
         }
 
-        // Four scratch locals after the function's own: two i64 and one i32 for inlined
-        // kernel code, one i64 for copy loops.
+        // Scratch locals after the function's own: two i64 and one i32 for inlined kernel
+        // code, one i64 for copy loops, three i32 (and the first two i64) for short copies.
         let mut locals = Vec::new();
         let params =
             self.params
@@ -799,11 +816,12 @@ impl Reencode for GuestRemap {
         }
         let scratch = u32::try_from(local_types.len())
             .ok()
-            .filter(|s| s.checked_add(3).is_some())
+            .filter(|s| s.checked_add(6).is_some())
             .ok_or(reencode::Error::UserError("too many locals"))?;
         locals.push((2, ValType::I64));
         locals.push((1, ValType::I32));
         locals.push((1, ValType::I64));
+        locals.push((3, ValType::I32));
         let mut f = wasm_encoder::Function::new(locals);
         let mut reader = func.get_operators_reader()?;
         // Operators read ahead (a loop body that did not qualify) come back through here.
@@ -873,6 +891,16 @@ impl GuestRemap {
     /// Writes one guest operator: a call of a hot kernel function as the kernel's own code
     /// (locals `scratch`.. are its scratch), anything else reencoded.
     fn emit(&mut self, f: &mut wasm_encoder::Function, op: Operator<'_>, scratch: u32) -> ReResult {
+        if let Some(memory) = self.small_copy(&op) {
+            let scratch = crate::small_copy::Scratch {
+                i32s: scratch + 4,
+                i64s: scratch,
+            };
+            for i in crate::small_copy::inline(memory, scratch) {
+                f.instruction(&i);
+            }
+            return Ok(());
+        }
         let hot = match &op {
             Operator::Call { function_index } => self.hot.get(function_index).copied(),
             _ => None,

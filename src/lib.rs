@@ -67,6 +67,7 @@ mod profile;
 mod progress;
 pub mod sdk;
 mod signature;
+mod small_copy;
 mod timer;
 pub mod wasi;
 mod wat_text;

@@ -53,8 +53,9 @@ impl std::fmt::Display for GuestError {
 
 impl std::error::Error for GuestError {}
 
-/// A callable export of the main module.
-#[derive(Clone)]
+/// A callable export of the main module. Calls share it through an `Arc`: cloning a typed
+/// function counts its type's references engine-wide, which calls of other plugins of the
+/// same module contend on.
 pub(crate) enum Export {
     Unit(TypedFunc<(), ()>),
     Code(TypedFunc<(), i32>),
@@ -104,7 +105,7 @@ pub struct Plugin {
     main_imports: Vec<Extern>,
     /// The main module's instance, created on the first call.
     main: Option<Instance>,
-    exports: HashMap<String, Export>,
+    exports: HashMap<String, Arc<Export>, foldhash::fast::RandomState>,
     /// Set after a call of `_start`: the next call starts from a fresh store.
     rebuild: bool,
     output: (u64, u64),
@@ -181,7 +182,7 @@ impl Plugin {
             instances,
             main_imports,
             main: None,
-            exports: HashMap::new(),
+            exports: HashMap::default(),
             rebuild: false,
             output: (0, 0),
             fuel_consumed: None,
@@ -440,7 +441,7 @@ impl Plugin {
     ) -> Result<i32, (anyhow::Error, i32)> {
         let export = self.prepare(name, input, host_context)?;
         let deadline = self.arm();
-        let result = match export {
+        let result = match &*export {
             Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
             Export::Code(f) => f.call(&mut self.store, ()),
         };
@@ -455,7 +456,7 @@ impl Plugin {
         name: &str,
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
-    ) -> Result<Export, (anyhow::Error, i32)> {
+    ) -> Result<Arc<Export>, (anyhow::Error, i32)> {
         if self.rebuild || self.main.is_none() {
             if let Some(fuel) = self.compiled.initialization_fuel {
                 self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
@@ -531,7 +532,7 @@ impl Plugin {
         &mut self.store
     }
 
-    fn export(&mut self, name: &str) -> Result<Export> {
+    fn export(&mut self, name: &str) -> Result<Arc<Export>> {
         if let Some(e) = self.exports.get(name) {
             return Ok(e.clone());
         }
@@ -565,6 +566,7 @@ impl Plugin {
                 return Err(anyhow!("Function {name} has {n} results, expected 0 or 1"));
             }
         };
+        let export = Arc::new(export);
         self.exports.insert(name.to_string(), export.clone());
         Ok(export)
     }

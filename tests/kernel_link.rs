@@ -383,3 +383,48 @@ fn bulk_copies_behave_like_the_loops_they_replace() {
     }
     assert!(succeeded > 100, "only {succeeded} cases ran to the end");
 }
+
+#[test]
+fn inlined_short_copies_behave_like_memory_copy() {
+    let build = |linked: bool| {
+        let mut modules = vec![Wasm::data(wat("small_copy"))];
+        if !linked {
+            modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
+        }
+        let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
+        assert_eq!(compiled.kernel_linked(), linked);
+        Plugin::new_from_compiled(&compiled).unwrap()
+    };
+    let mut plugins = [build(true), build(false)];
+    let size = 1u64 << 16;
+    let mut cases = Vec::new();
+    for len in 0..=20u64 {
+        let mut places = vec![0, 1, 100, size - len, size - len + 1, size, size + 1];
+        places.extend([u32::MAX as u64, (u32::MAX - 3) as u64]);
+        for &dst in &places {
+            for &src in &places {
+                cases.push([dst, src, len]);
+            }
+        }
+        // overlapping both ways
+        for shift in 1..=9u64 {
+            cases.push([500 + shift, 500, len]);
+            cases.push([500, 500 + shift, len]);
+        }
+    }
+    cases.push([0, 0, u32::MAX as u64]);
+    cases.push([10, 20, 1000]);
+    let mut copied = 0;
+    for abc in cases {
+        let input: Vec<u8> = abc.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut run = |p: &mut Plugin| {
+            p.call::<_, Vec<u8>>("copy", input.clone())
+                .map_err(|e| format!("{e:#}"))
+        };
+        let linked = run(&mut plugins[0]);
+        let separate = run(&mut plugins[1]);
+        assert_eq!(linked, separate, "dst, src, len = {abc:?}");
+        copied += linked.is_ok() as usize;
+    }
+    assert!(copied > 300, "only {copied} copies ran to the end");
+}

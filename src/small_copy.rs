@@ -1,0 +1,134 @@
+//! Short `memory.copy`s inlined, in modules the kernel is linked into.
+//!
+//! wasmtime runs every `memory.copy` as a call into the runtime, which costs tens of
+//! nanoseconds whatever the length. Guests compiled with bulk memory (rustc's default for
+//! wasm32 since 1.87) implement `memcpy` with it, and most of their copies are a few bytes: a
+//! 13-byte `count_vowels` call of the Rust PDK makes several. [`inline`] replaces a copy
+//! within one 32-bit memory by code that moves up to 16 bytes with at most two loads and two
+//! stores, when the whole source and destination lie inside the memory; everything else (a
+//! longer copy, one that would trap) still runs as the `memory.copy` itself. Both loads
+//! happen before either store, so overlapping ranges copy as `memory.copy` does, and a copy
+//! that would trap traps before writing anything, as it does.
+//!
+//! This module only writes instructions: it knows nothing of modules or the runtime.
+
+use wasm_encoder::{BlockType, Instruction, MemArg};
+
+/// Copies of at most this many bytes are inlined.
+const MAX_INLINE: i32 = 16;
+
+/// Locals of the rewritten function that the inlined copy may use as it likes.
+#[derive(Clone, Copy)]
+pub(crate) struct Scratch {
+    /// Three i32 locals: destination, source, length.
+    pub i32s: u32,
+    /// Two i64 locals: the bytes loaded.
+    pub i64s: u32,
+}
+
+/// The instructions for `memory.copy memory memory` (destination, source and length on the
+/// stack), for a 32-bit `memory`.
+pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>> {
+    use Instruction as I;
+    let (dst, src, len) = (scratch.i32s, scratch.i32s + 1, scratch.i32s + 2);
+    let (a, b) = (scratch.i64s, scratch.i64s + 1);
+    let arg = MemArg {
+        offset: 0,
+        align: 0,
+        memory_index: memory,
+    };
+    let mut out = Vec::with_capacity(96);
+    out.extend([I::LocalSet(len), I::LocalSet(src), I::LocalSet(dst)]);
+    // len <= MAX_INLINE, src + len <= size and dst + len <= size (in 64 bits: no wrap)
+    out.extend([I::LocalGet(len), I::I32Const(MAX_INLINE), I::I32LeU]);
+    for at in [src, dst] {
+        out.extend([
+            I::LocalGet(at),
+            I::I64ExtendI32U,
+            I::LocalGet(len),
+            I::I64ExtendI32U,
+            I::I64Add,
+            I::MemorySize(memory),
+            I::I64ExtendI32U,
+            I::I64Const(16),
+            I::I64Shl,
+            I::I64LeU,
+            I::I32And,
+        ]);
+    }
+    out.push(I::If(BlockType::Empty));
+    // Sizes [w, 2w] as two possibly overlapping accesses of width w: at 0 and at len - w.
+    let pair = |load: Instruction<'static>, store: Instruction<'static>, w: i32| {
+        let last = |at: u32| {
+            [
+                I::LocalGet(at),
+                I::LocalGet(len),
+                I::I32Add,
+                I::I32Const(w),
+                I::I32Sub,
+            ]
+        };
+        let mut code = vec![I::LocalGet(src), load.clone(), I::LocalSet(a)];
+        code.extend(last(src));
+        code.extend([
+            load,
+            I::LocalSet(b),
+            I::LocalGet(dst),
+            I::LocalGet(a),
+            store.clone(),
+        ]);
+        code.extend(last(dst));
+        code.extend([I::LocalGet(b), store]);
+        code
+    };
+    // 8..=16
+    out.extend([
+        I::LocalGet(len),
+        I::I32Const(8),
+        I::I32GeU,
+        I::If(BlockType::Empty),
+    ]);
+    out.extend(pair(I::I64Load(arg), I::I64Store(arg), 8));
+    out.push(I::Else);
+    // 4..=7
+    out.extend([
+        I::LocalGet(len),
+        I::I32Const(4),
+        I::I32GeU,
+        I::If(BlockType::Empty),
+    ]);
+    out.extend(pair(I::I64Load32U(arg), I::I64Store32(arg), 4));
+    out.push(I::Else);
+    // 2..=3
+    out.extend([
+        I::LocalGet(len),
+        I::I32Const(2),
+        I::I32GeU,
+        I::If(BlockType::Empty),
+    ]);
+    out.extend(pair(I::I64Load16U(arg), I::I64Store16(arg), 2));
+    out.push(I::Else);
+    // 1 (0 copies nothing)
+    out.extend([
+        I::LocalGet(len),
+        I::If(BlockType::Empty),
+        I::LocalGet(dst),
+        I::LocalGet(src),
+        I::I32Load8U(arg),
+        I::I32Store8(arg),
+        I::End,
+    ]);
+    out.extend([I::End, I::End, I::End]);
+    out.push(I::Else);
+    out.extend([
+        I::LocalGet(dst),
+        I::LocalGet(src),
+        I::LocalGet(len),
+        I::MemoryCopy {
+            src_mem: memory,
+            dst_mem: memory,
+        },
+        I::End,
+    ]);
+    out
+}
