@@ -419,14 +419,6 @@ fn emit(it: &Iteration, f: &Function<'_>) -> Option<Vec<Instruction<'static>>> {
     let bytes = |out: &mut Vec<Instruction<'static>>| {
         out.extend([I::LocalGet(n), I::I64Const(3), I::I64Shl]);
     };
-    let memory_bytes = |memory: u32, out: &mut Vec<Instruction<'static>>| {
-        out.extend([
-            I::MemorySize(memory),
-            I::I64ExtendI32U,
-            I::I64Const(16),
-            I::I64Shl,
-        ]);
-    };
     let guest_address = |out: &mut Vec<Instruction<'static>>| {
         push_u64(&it.guest_at, out);
         out.extend([I::I64Const(it.guest_offset as i64), I::I64Add]);
@@ -439,7 +431,7 @@ fn emit(it: &Iteration, f: &Function<'_>) -> Option<Vec<Instruction<'static>>> {
     guest_address(&mut out);
     bytes(&mut out);
     out.push(I::I64Add);
-    memory_bytes(it.guest_memory, &mut out);
+    out.extend(crate::wasm_code::memory_bytes(it.guest_memory));
     out.extend([I::I64LeU, I::I32And]);
     // ... and the kernel's: every offset passed the kernel call's own check.
     push(&it.kernel_at, &mut out);
@@ -450,7 +442,7 @@ fn emit(it: &Iteration, f: &Function<'_>) -> Option<Vec<Instruction<'static>>> {
     match it.transfer {
         Transfer::InputToGuest => out.push(I::GlobalGet(f.kernel.in_len)),
         Transfer::KernelToGuest | Transfer::GuestToKernel => {
-            memory_bytes(f.kernel.memory, &mut out)
+            out.extend(crate::wasm_code::memory_bytes(f.kernel.memory))
         }
     }
     out.extend([I::I64LeU, I::I32And, I::If(BlockType::Empty)]);

@@ -977,13 +977,7 @@ impl KernelState {
             memory_index: self.memory,
         };
         let (in_off, in_len, clean) = (self.in_off, self.in_len, self.clean);
-        // the kernel memory's size in bytes, as i64
-        let mem_bytes = [
-            I::MemorySize(self.memory),
-            I::I64ExtendI32U,
-            I::I64Const(16),
-            I::I64Shl,
-        ];
+        let mem_bytes = crate::wasm_code::memory_bytes(self.memory);
         let mut out = Vec::with_capacity(24);
         match hot {
             Hot::Alloc => out.extend([I::I32Const(1), I::Call(self.alloc)]),

@@ -70,6 +70,7 @@ mod signature;
 mod small_copy;
 mod timer;
 pub mod wasi;
+mod wasm_code;
 mod wat_text;
 
 pub use anyhow::Error;

@@ -48,13 +48,9 @@ pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>>
             I::LocalGet(len),
             I::I64ExtendI32U,
             I::I64Add,
-            I::MemorySize(memory),
-            I::I64ExtendI32U,
-            I::I64Const(16),
-            I::I64Shl,
-            I::I64LeU,
-            I::I32And,
         ]);
+        out.extend(crate::wasm_code::memory_bytes(memory));
+        out.extend([I::I64LeU, I::I32And]);
     }
     out.push(I::If(BlockType::Empty));
     // Sizes [w, 2w] as two possibly overlapping accesses of width w: at 0 and at len - w.

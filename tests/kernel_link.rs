@@ -6,16 +6,21 @@ mod common;
 use common::{pdk, wat};
 use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 
-/// The probe plugin with the kernel linked in (one module) or as its own instance (a second,
-/// empty module in the manifest keeps the kernel separate).
-fn probe(linked: bool) -> Plugin {
-    let mut modules = vec![Wasm::data(wat("kernel_probe"))];
+/// testdata/wat/NAME.wat with the kernel linked in (one module) or as its own instance (a
+/// second, empty module in the manifest keeps the kernel separate).
+fn linked_or_not(name: &str, linked: bool) -> CompiledPlugin {
+    let mut modules = vec![Wasm::data(wat(name))];
     if !linked {
         modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
     }
     let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
     assert_eq!(compiled.kernel_linked(), linked);
-    Plugin::new_from_compiled(&compiled).unwrap()
+    compiled
+}
+
+/// The probe plugin, linked or not.
+fn probe(linked: bool) -> Plugin {
+    Plugin::new_from_compiled(&linked_or_not("kernel_probe", linked)).unwrap()
 }
 
 fn run(p: &mut Plugin, op: u64, a: u64, b: u64) -> u64 {
@@ -263,18 +268,6 @@ fn indices_beyond_the_guest_never_reach_the_kernel() {
     }
 }
 
-/// testdata/wat/copy_loops.wat with the kernel linked in (its copy loops get bulk copies,
-/// src/copy_loop.rs) or as its own instance (every iteration calls the kernel).
-fn copy_loops(linked: bool) -> CompiledPlugin {
-    let mut modules = vec![Wasm::data(wat("copy_loops"))];
-    if !linked {
-        modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
-    }
-    let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
-    assert_eq!(compiled.kernel_linked(), linked);
-    compiled
-}
-
 /// Output or error text of one copy loop run with `a`, `b`, `c` and `payload`.
 fn copy(p: &mut Plugin, export: &str, abc: [u64; 3], payload: &[u8]) -> Result<Vec<u8>, String> {
     let mut input: Vec<u8> = abc.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -313,7 +306,10 @@ fn copy_loops_get_bulk_copies_only_where_the_loop_compiles_to_one() {
 
 #[test]
 fn bulk_copies_behave_like_the_loops_they_replace() {
-    let (linked, separate) = (copy_loops(true), copy_loops(false));
+    let (linked, separate) = (
+        linked_or_not("copy_loops", true),
+        linked_or_not("copy_loops", false),
+    );
     let kernel = 1u64 << 20; // the kernel's 16 pages
     let guest = 1u64 << 16; // copy_loops.wat's one page
     let payload: Vec<u8> = (0..4000u32).map(|i| (i * 13 + 7) as u8).collect();
@@ -386,15 +382,7 @@ fn bulk_copies_behave_like_the_loops_they_replace() {
 
 #[test]
 fn inlined_short_copies_behave_like_memory_copy() {
-    let build = |linked: bool| {
-        let mut modules = vec![Wasm::data(wat("small_copy"))];
-        if !linked {
-            modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
-        }
-        let compiled = CompiledPlugin::new(PluginBuilder::new(Manifest::new(modules))).unwrap();
-        assert_eq!(compiled.kernel_linked(), linked);
-        Plugin::new_from_compiled(&compiled).unwrap()
-    };
+    let build = |linked| Plugin::new_from_compiled(&linked_or_not("small_copy", linked)).unwrap();
     let mut plugins = [build(true), build(false)];
     let size = 1u64 << 16;
     let mut cases = Vec::new();
