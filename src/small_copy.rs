@@ -77,33 +77,22 @@ pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>>
         code.extend([I::LocalGet(b), store]);
         code
     };
-    // 8..=16
-    out.extend([
-        I::LocalGet(len),
-        I::I32Const(8),
-        I::I32GeU,
-        I::If(BlockType::Empty),
-    ]);
-    out.extend(pair(I::I64Load(arg), I::I64Store(arg), 8));
-    out.push(I::Else);
-    // 4..=7
-    out.extend([
-        I::LocalGet(len),
-        I::I32Const(4),
-        I::I32GeU,
-        I::If(BlockType::Empty),
-    ]);
-    out.extend(pair(I::I64Load32U(arg), I::I64Store32(arg), 4));
-    out.push(I::Else);
-    // 2..=3
-    out.extend([
-        I::LocalGet(len),
-        I::I32Const(2),
-        I::I32GeU,
-        I::If(BlockType::Empty),
-    ]);
-    out.extend(pair(I::I64Load16U(arg), I::I64Store16(arg), 2));
-    out.push(I::Else);
+    // 8..=16, 4..=7, 2..=3
+    let widths = [
+        (8, I::I64Load(arg), I::I64Store(arg)),
+        (4, I::I64Load32U(arg), I::I64Store32(arg)),
+        (2, I::I64Load16U(arg), I::I64Store16(arg)),
+    ];
+    for (w, load, store) in widths {
+        out.extend([
+            I::LocalGet(len),
+            I::I32Const(w),
+            I::I32GeU,
+            I::If(BlockType::Empty),
+        ]);
+        out.extend(pair(load, store, w));
+        out.push(I::Else);
+    }
     // 1 (0 copies nothing)
     out.extend([
         I::LocalGet(len),
