@@ -74,7 +74,7 @@ fn content_hash(hasher: &foldhash::quality::RandomState, bytes: &[u8]) -> u64 {
     h.write_usize(bytes.len());
     let last = bytes.len() - SAMPLE_BYTES;
     for i in 0..SAMPLES {
-        let start = last * i / (SAMPLES - 1);
+        let start = (last as u64 * i as u64 / (SAMPLES as u64 - 1)) as usize;
         h.write(&bytes[start..start + SAMPLE_BYTES]);
     }
     h.finish()

@@ -52,6 +52,10 @@ use crate::{
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
 pub const REVISION: u32 = 4;
 
+/// The most locals (parameters included) a function may have: wasmparser's validator limit,
+/// which every module wasmtime compiles meets.
+const MAX_LOCALS: u64 = 50_000;
+
 /// Names of the kernel's exports in a linked module start with this.
 pub const EXPORT_PREFIX: &str = "extism-run:kernel/";
 
@@ -306,6 +310,7 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
             .collect(),
         next_body: 0,
         copy_loops: 0,
+        small_copies: 0,
         limits: Limits {
             functions: kernel_base + removed,
             memories: memory_base,
@@ -330,6 +335,7 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(bytes) => {
             tracing::debug!(
                 copy_loops = guest_remap.copy_loops,
+                small_copies = guest_remap.small_copies,
                 "kernel linked into the module"
             );
             Ok(Some(bytes))
@@ -701,6 +707,8 @@ struct GuestRemap {
     next_body: usize,
     /// How many loops got a bulk copy in front (copy_loop.rs).
     copy_loops: u32,
+    /// How many `memory.copy`s got an inline short form (small_copy.rs).
+    small_copies: u32,
     kernel: KernelState,
 }
 
@@ -811,13 +819,17 @@ impl Reencode for GuestRemap {
         for pair in func.get_locals_reader()? {
             let (count, ty) = pair?;
             locals.push((count, self.val_type(ty)?));
-            // wasmparser caps a function's locals (50 000), so this stays small.
+            // Not validated yet: wasmparser's reader only stops at 2^32 locals, its validator
+            // at MAX_LOCALS. Refused here before the list is built (the module then compiles
+            // unlinked, and the validator reports it).
+            let total = (local_types.len() as u64).saturating_add(count.into());
+            if total > MAX_LOCALS {
+                return Err(reencode::Error::UserError("too many locals"));
+            }
             local_types.extend(std::iter::repeat_n(ty, count as usize));
         }
-        let scratch = u32::try_from(local_types.len())
-            .ok()
-            .filter(|s| s.checked_add(6).is_some())
-            .ok_or(reencode::Error::UserError("too many locals"))?;
+        // At most MAX_LOCALS: the scratch locals after them fit in u32.
+        let scratch = local_types.len() as u32;
         locals.push((2, ValType::I64));
         locals.push((1, ValType::I32));
         locals.push((1, ValType::I64));
@@ -896,6 +908,7 @@ impl GuestRemap {
                 i32s: scratch + 4,
                 i64s: scratch,
             };
+            self.small_copies += 1;
             for i in crate::small_copy::inline(memory, scratch) {
                 f.instruction(&i);
             }

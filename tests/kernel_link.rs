@@ -221,6 +221,35 @@ fn declared_counts_beyond_the_contents_are_an_error() {
 }
 
 #[test]
+fn absurd_local_counts_are_refused_before_linking_allocates_them() {
+    // One function that calls input_length and declares 0xF000_0000 i64 locals: invalid
+    // (at most 50 000), and linking reads the declaration before anything validates it.
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    let section = |wasm: &mut Vec<u8>, id: u8, content: &[u8]| {
+        wasm.push(id);
+        wasm.push(content.len() as u8);
+        wasm.extend_from_slice(content);
+    };
+    section(&mut wasm, 1, &[2, 0x60, 0, 1, 0x7e, 0x60, 0, 1, 0x7f]);
+    let mut import = vec![1, 15];
+    import.extend_from_slice(b"extism:host/env");
+    import.push(12);
+    import.extend_from_slice(b"input_length");
+    import.extend([0, 0]);
+    section(&mut wasm, 2, &import);
+    section(&mut wasm, 3, &[1, 1]);
+    section(&mut wasm, 7, &[1, 3, b'r', b'u', b'n', 0, 1]);
+    let body = [
+        1, 0x80, 0x80, 0x80, 0x80, 0x0f, 0x7e, 0x10, 0, 0x1a, 0x41, 0, 0x0b,
+    ];
+    let mut code = vec![1, body.len() as u8];
+    code.extend_from_slice(&body);
+    section(&mut wasm, 10, &code);
+    let err = Plugin::new(&wasm, [], false).unwrap_err();
+    assert!(format!("{err:#}").contains("locals"), "{err:#}");
+}
+
+#[test]
 fn the_padding_of_host_written_blocks_reads_as_zero() {
     // The 24-byte input takes [128, 152) of a 32-byte block; a store dirties [152, 160).
     for linked in [true, false] {
@@ -277,7 +306,7 @@ fn copy(p: &mut Plugin, export: &str, abc: [u64; 3], payload: &[u8]) -> Result<V
 }
 
 #[test]
-fn copy_loops_get_bulk_copies_only_where_the_loop_compiles_to_one() {
+fn copy_loops_and_short_copies_are_rewritten_where_they_qualify() {
     use common::capture::Captured;
     let events = Captured::default();
     // With fuel, the modules compile for an engine of their own: other tests of this binary
@@ -290,18 +319,24 @@ fn copy_loops_get_bulk_copies_only_where_the_loop_compiles_to_one() {
     tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
         build(wat("copy_loops"));
         build(wat("kernel_probe"));
+        build(wat("small_copy"));
         build(pdk("echo"));
     });
     let text = events.text();
-    let counts: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("kernel linked into the module"))
-        .filter_map(|l| l.split("copy_loops=").nth(1))
-        .map(|rest| rest.split_whitespace().next().unwrap())
-        .collect();
+    let counts = |field: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("kernel linked into the module"))
+            .filter_map(|l| l.split(&format!("{field}=")).nth(1))
+            .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
     // copy_loops.wat: its three copy loops, not its checksum and fill loops; kernel_probe
     // has no loop; echo (Rust PDK): its input reader and its output writer.
-    assert_eq!(counts, ["3", "0", "2"], "{text}");
+    assert_eq!(counts("copy_loops"), ["3", "0", "0", "2"], "{text}");
+    // small_copy.wat's one memory.copy; the Rust PDK's memcpy uses memory.copy too.
+    let small = counts("small_copies");
+    assert_eq!(small[..3], ["0", "0", "1"], "{text}");
+    assert_ne!(small[3], "0", "{text}");
 }
 
 #[test]

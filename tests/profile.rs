@@ -238,14 +238,22 @@ fn host_functions_and_kernel_functions_are_named_as_such() {
             "linked: {linked}: {text}"
         );
     };
+    // Kernel calls are short: five calls in one profile make a sample inside `free` all
+    // but certain (one call missed it once in a loaded run).
+    let five_calls = |plugin: &mut Plugin| {
+        for _ in 0..5 {
+            plugin.call::<&str, &[u8]>("host_and_kernel", "").unwrap();
+        }
+        plugin.take_profile().unwrap()
+    };
     let mut linked = plugin();
-    check(&profile_of(&mut linked, "host_and_kernel"), true);
+    check(&five_calls(&mut linked), true);
     // A second module keeps the kernel an instance of its own; main's frames stay unprefixed.
     let mut separate = profiled(vec![
         Wasm::data(wat("profile")),
         Wasm::data(b"(module (func $helper))".to_vec()).with_name("other"),
     ]);
-    check(&profile_of(&mut separate, "host_and_kernel"), false);
+    check(&five_calls(&mut separate), false);
 }
 
 #[test]
