@@ -201,10 +201,24 @@
     (if (i32.eqz (local.get $zero))
       (then (local.set $from (select (i64.add (i64.extend_i32_u (local.get $a)) (local.get $n)) (local.get $from)
                                      (i64.gt_u (i64.add (i64.extend_i32_u (local.get $a)) (local.get $n)) (local.get $from))))))
-    (if (i64.lt_u (local.get $from) (local.get $to))
+    ;; memory.fill is a call into wasmtime's runtime: short ranges (most of a small call's
+    ;; blocks) are zeroed in place, 8 bytes at a time while 8 remain, then byte by byte.
+    (if (i64.le_u (i64.sub (local.get $to) (local.get $from)) (i64.const 64))
       (then
-        (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
-          (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))
+        (block $words (loop $word
+          (br_if $words (i64.gt_s (i64.add (local.get $from) (i64.const 8)) (local.get $to)))
+          (i64.store $data (i32.wrap_i64 (local.get $from)) (i64.const 0))
+          (local.set $from (i64.add (local.get $from) (i64.const 8)))
+          (br $word)))
+        (block $bytes (loop $byte
+          (br_if $bytes (i64.ge_s (local.get $from) (local.get $to)))
+          (i32.store8 $data (i32.wrap_i64 (local.get $from)) (i32.const 0))
+          (local.set $from (i64.add (local.get $from) (i64.const 1)))
+          (br $byte))))
+      (else (if (i64.lt_u (local.get $from) (local.get $to))
+        (then
+          (memory.fill $data (i32.wrap_i64 (local.get $from)) (i32.const 0)
+            (i32.wrap_i64 (i64.sub (local.get $to) (local.get $from))))))))
     (if (i64.gt_u (local.get $end) (global.get $clean))
       (then (global.set $clean (local.get $end))))
     (if (i64.gt_u (local.get $end) (global.get $high))
@@ -287,7 +301,7 @@
 
   ;; O(1). Not a live block (0, misaligned, out of range, inside a block, released, from an
   ;; earlier generation) -> no-op.
-  (func (export "free") (param $h i64)
+  (func $free (export "free") (param $h i64)
     (local $a i32) (local $k i32) (local $b i32) (local $s i32) (local $r i64) (local $t i32)
     (local $x i32)
     ;; $live: a live block of this generation, else a no-op
@@ -455,4 +469,24 @@
   ;; After the export ran: output offset, output length, error handle.
   (func (export "extism-run:end") (result i64 i64 i64)
     (global.get $out_off) (global.get $out_len) (global.get $err))
+
+  ;; ---- the host functions' steps (src/host/), one entry each -----------------------------
+  ;; Lengths of the blocks $a and $b (0 for anything that is not a live block).
+  (func (export "extism-run:lengths") (param $a i64) (param $b i64) (result i64 i64)
+    (call $length (local.get $a)) (call $length (local.get $b)))
+
+  ;; A host function's reply: a block of $n bytes for its result, not zeroed (the host fills it
+  ;; at once), then its arguments $x and $y released (guest-abi §13: the result is allocated
+  ;; before the arguments are freed, so it is never one of them). 0 for $n = 0; when $n bytes
+  ;; cannot be had, 0 and nothing is released.
+  (func (export "extism-run:reply") (param $n i64) (param $x i64) (param $y i64) (result i64)
+    (local $h i64)
+    (if (i64.ne (local.get $n) (i64.const 0))
+      (then
+        (local.set $h (call $alloc (local.get $n) (i32.const 0)))
+        (if (i64.eqz (local.get $h))
+          (then (return (i64.const 0))))))
+    (call $free (local.get $x))
+    (call $free (local.get $y))
+    (local.get $h))
 )

@@ -90,6 +90,8 @@ pub(crate) struct KernelExports {
     error_set: ModuleExport,
     begin: ModuleExport,
     end: ModuleExport,
+    lengths: ModuleExport,
+    reply: ModuleExport,
     /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
     pub start: Option<ModuleExport>,
 }
@@ -110,6 +112,8 @@ impl KernelExports {
             error_set: at("error_set")?,
             begin: at("extism-run:begin")?,
             end: at("extism-run:end")?,
+            lengths: at("extism-run:lengths")?,
+            reply: at("extism-run:reply")?,
             start: at("start"),
         })
     }
@@ -131,6 +135,8 @@ pub(crate) struct Kernel {
     error_set: TypedFunc<u64, ()>,
     begin: TypedFunc<u64, u64>,
     end: TypedFunc<(), (u64, u64, u64)>,
+    lengths: TypedFunc<(u64, u64), (u64, u64)>,
+    reply: TypedFunc<(u64, u64, u64), u64>,
     /// In an async plugin's store the kernel is entered directly, without a fiber
     /// (fiber.rs).
     asynchronous: bool,
@@ -176,6 +182,8 @@ impl Kernel {
             error_set: func(s, i, &e.error_set)?,
             begin: func(s, i, &e.begin)?,
             end: func(s, i, &e.end)?,
+            lengths: func(s, i, &e.lengths)?,
+            reply: func(s, i, &e.reply)?,
             asynchronous,
         })
     }
@@ -233,6 +241,38 @@ impl Kernel {
         Ok(self.enter(&self.end, store, ())?)
     }
 
+    /// Lengths of the blocks `a` and `b` in one entry (0 for anything that is not a live
+    /// block): a host function's first step.
+    pub fn lengths(
+        &self,
+        store: impl AsContextMut<Data: Send>,
+        a: u64,
+        b: u64,
+    ) -> Result<(u64, u64)> {
+        Ok(self.enter(&self.lengths, store, (a, b))?)
+    }
+
+    /// A host function's last step in one entry: a block of `n` bytes for its result (0 for
+    /// `n == 0`), not zeroed, which the caller fills at once; then the argument blocks `x` and
+    /// `y` freed (0 or dead handles are skipped). When the block cannot be had, an error and
+    /// nothing is freed.
+    pub fn reply(
+        &self,
+        store: impl AsContextMut<Data: Send>,
+        n: u64,
+        x: u64,
+        y: u64,
+    ) -> Result<u64> {
+        if (n, x, y) == (0, 0, 0) {
+            return Ok(0);
+        }
+        let handle = self.enter(&self.reply, store, (n, x, y))?;
+        if n != 0 && handle == 0 {
+            bail!("failed to allocate {n} bytes of Extism memory");
+        }
+        Ok(handle)
+    }
+
     pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {
         Ok(self.enter(&self.error_get, store, ())?)
     }
@@ -249,9 +289,7 @@ impl Kernel {
         offset: u64,
         len: u64,
     ) -> Result<&'a [u8]> {
-        let data = self.memory.data(store);
-        let range = checked_range(data.len(), offset, len)?;
-        Ok(&data[range])
+        range(self.memory.data(store), offset, len)
     }
 
     pub fn slice_mut<'a, T: 'static>(
@@ -260,9 +298,7 @@ impl Kernel {
         offset: u64,
         len: u64,
     ) -> Result<&'a mut [u8]> {
-        let data = self.memory.data_mut(store);
-        let range = checked_range(data.len(), offset, len)?;
-        Ok(&mut data[range])
+        range_mut(self.memory.data_mut(store), offset, len)
     }
 
     /// The whole block `handle`, or `None` when `handle` is not a live block (`0` included).
@@ -295,6 +331,18 @@ impl Kernel {
             .copy_from_slice(bytes);
         Ok(handle)
     }
+}
+
+/// The bytes `[offset, offset + len)` of kernel memory `data` (as `Memory::data_and_store_mut`
+/// gives it, for host code that needs the store's data at the same time), or an error when any
+/// part of the range lies outside it.
+pub(crate) fn range(data: &[u8], offset: u64, len: u64) -> Result<&[u8]> {
+    Ok(&data[checked_range(data.len(), offset, len)?])
+}
+
+pub(crate) fn range_mut(data: &mut [u8], offset: u64, len: u64) -> Result<&mut [u8]> {
+    let range = checked_range(data.len(), offset, len)?;
+    Ok(&mut data[range])
 }
 
 fn checked_range(mem_len: usize, offset: u64, len: u64) -> Result<std::ops::Range<usize>> {

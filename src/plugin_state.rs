@@ -42,6 +42,9 @@ pub(crate) struct PluginState {
     kernel: Option<Arc<Kernel>>,
     pub config: BTreeMap<String, String>,
     pub vars: BTreeMap<String, Vec<u8>>,
+    /// Scratch for the key argument of `config_get`/`var_get`/`var_set` (host/mod.rs),
+    /// reused so that a lookup allocates nothing.
+    pub key: String,
     pub permissions: Arc<Permissions>,
     /// The manifest the plugin was compiled from (`CurrentPlugin::manifest`).
     pub manifest: Arc<Manifest>,
@@ -81,6 +84,7 @@ impl PluginState {
             kernel: None,
             config,
             vars: BTreeMap::new(),
+            key: String::new(),
             permissions,
             manifest,
             http: HttpState {

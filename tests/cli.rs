@@ -1588,9 +1588,15 @@ fn profile_writes_a_flame_graph_of_every_loop_call() {
         .success()
         .stderr(predicate::str::contains("profile: ").and(predicate::str::contains("run.svg")));
     let frames = svg_frames(&out);
-    for frame in ["host_and_kernel", "[host] config_get", "[kernel] free"] {
+    for frame in ["host_and_kernel", "[host] config_get"] {
         assert!(frames.iter().any(|f| f == frame), "{frame} in {frames:?}");
     }
+    // The guest's `alloc` and `free` calls (which of the two short calls a sample lands in
+    // varies).
+    assert!(
+        frames.iter().any(|f| f.starts_with("[kernel] ")),
+        "a kernel frame in {frames:?}"
+    );
 }
 
 #[test]

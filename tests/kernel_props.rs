@@ -728,6 +728,10 @@ fn exports_match_upstream() {
         // offset, output length and error handle at once.
         ("extism-run:begin", &["i64"], &["i64"]),
         ("extism-run:end", &[], &["i64", "i64", "i64"]),
+        // The host functions' steps: two blocks' lengths; the result's block allocated and
+        // two argument blocks freed.
+        ("extism-run:lengths", &["i64", "i64"], &["i64", "i64"]),
+        ("extism-run:reply", &["i64", "i64", "i64"], &["i64"]),
     ];
     let mut seen = 0;
     for e in module.exports() {
@@ -949,5 +953,66 @@ fn begin_and_end_are_the_host_s_steps_in_one_entry() {
         if h != 0 {
             assert_eq!(one.length(h), n);
         }
+    }
+}
+
+/// `extism-run:lengths` and `extism-run:reply`, a host function's two kernel entries, do what
+/// its separate steps did: `length` of each argument; `alloc_filled` of the result, then `free`
+/// of each argument (nothing freed when the result's block cannot be had).
+#[test]
+fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
+    let mut one = Kernel::new(module());
+    let mut steps = Kernel::new(module());
+    let lengths: TypedFunc<(i64, i64), (i64, i64)> = one
+        .instance
+        .get_typed_func(&mut one.store, "extism-run:lengths")
+        .unwrap();
+    let reply: TypedFunc<(i64, i64, i64), i64> = one
+        .instance
+        .get_typed_func(&mut one.store, "extism-run:reply")
+        .unwrap();
+    let alloc_filled: TypedFunc<i64, i64> = steps
+        .instance
+        .get_typed_func(&mut steps.store, "extism-run:alloc_filled")
+        .unwrap();
+    let mut live: Vec<u64> = Vec::new();
+    for round in 0..300u64 {
+        // The same history in both kernels.
+        let a = one.alloc(1 + round * 37 % 5000);
+        assert_eq!(steps.alloc(1 + round * 37 % 5000), a);
+        live.push(a);
+        let pick = |i: u64| -> u64 {
+            match i % 7 {
+                0 => 0,
+                1 => live[(i as usize * 13) % live.len()] + 8, // inside a block
+                2 => u64::MAX - i,
+                3 => 1 << 40,
+                _ => live[(i as usize * 31) % live.len()],
+            }
+        };
+        let (x, y) = (pick(round), pick(round / 3 + 5));
+        let got = lengths.call(&mut one.store, (x as i64, y as i64)).unwrap();
+        assert_eq!((got.0 as u64, got.1 as u64), (steps.length(x), steps.length(y)));
+        let n = match round % 5 {
+            0 => 0,
+            1 => 1 << 33, // cannot be had
+            _ => round * 101 % 9000 + 1,
+        };
+        let h = reply
+            .call(&mut one.store, (n as i64, x as i64, y as i64))
+            .unwrap() as u64;
+        let expected = alloc_filled.call(&mut steps.store, n as i64).unwrap() as u64;
+        assert_eq!(h, expected, "result handle for {n} bytes");
+        if n == 0 || expected != 0 {
+            steps.free(x);
+            steps.free(y);
+        }
+        for &b in &live {
+            assert_eq!(one.length(b), steps.length(b), "round {round}, block {b}");
+        }
+        if h != 0 {
+            live.push(h);
+        }
+        assert_eq!(one.memory_bytes(), steps.memory_bytes());
     }
 }

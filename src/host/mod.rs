@@ -13,7 +13,10 @@ mod var;
 use anyhow::{bail, Result};
 use wasmtime::{Caller, Linker};
 
-use crate::{kernel::ENV_MODULE, plugin_state::PluginState};
+use crate::{
+    kernel::{Kernel, ENV_MODULE},
+    plugin_state::PluginState,
+};
 
 /// Names of the host-implemented `extism:host/env` functions.
 pub const HOST_FUNCTIONS: &[&str] = &[
@@ -90,14 +93,27 @@ fn trap<T>(r: Result<T>) -> wasmtime::Result<T> {
     r.map_err(wasmtime::Error::from_anyhow)
 }
 
-/// Reads a key argument: `0` is the empty key, otherwise a live block of UTF-8.
-fn read_key(caller: &mut Caller<'_, PluginState>, handle: u64, what: &str) -> Result<String> {
+/// Reads the key argument of `config_get`, `var_get` or `var_set` into the store's scratch
+/// [`PluginState::key`] (reused, so a lookup allocates nothing, and the key's block can be
+/// freed in the same kernel entry that allocates the result). `len` is the block's length from
+/// [`Kernel::lengths`]; `0` is the empty key, otherwise it must be a live block of UTF-8.
+fn read_key(
+    kernel: &Kernel,
+    caller: &mut Caller<'_, PluginState>,
+    handle: u64,
+    len: u64,
+    what: &str,
+) -> Result<()> {
+    let (memory, state) = kernel.memory.data_and_store_mut(caller);
+    state.key.clear();
     if handle == 0 {
-        return Ok(String::new());
+        return Ok(());
     }
-    let kernel = caller.data().kernel()?;
-    match kernel.block(caller, handle)? {
-        Some(bytes) => Ok(std::str::from_utf8(bytes)?.to_string()),
-        None => bail!("invalid handle offset for {what}: {handle}"),
+    if len == 0 {
+        bail!("invalid handle offset for {what}: {handle}");
     }
+    state
+        .key
+        .push_str(std::str::from_utf8(crate::kernel::range(memory, handle, len)?)?);
+    Ok(())
 }

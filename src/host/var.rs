@@ -4,49 +4,75 @@ use anyhow::{bail, Result};
 use wasmtime::Caller;
 
 use super::read_key;
-use crate::plugin_state::PluginState;
+use crate::{kernel, plugin_state::PluginState};
 
 /// Bookkeeping bytes upstream counts per entry.
 const ENTRY_OVERHEAD: u64 = 48;
 
+/// Two kernel entries: the key's length, then the result's block allocated and the key freed.
 pub(super) fn var_get(mut caller: Caller<'_, PluginState>, key: u64) -> Result<u64> {
-    let name = read_key(&mut caller, key, "var key")?;
     let kernel = caller.data().kernel()?;
-    let value = caller.data().vars.get(&name).cloned().unwrap_or_default();
-    let result = kernel.write_new(&mut caller, &value)?;
-    kernel.free(&mut caller, key)?;
+    let (key_len, _) = match key {
+        0 => (0, 0),
+        k => kernel.lengths(&mut caller, k, 0)?,
+    };
+    read_key(&kernel, &mut caller, key, key_len, "var key")?;
+    let state = caller.data();
+    let value_len = state.vars.get(&state.key).map_or(0, |v| v.len());
+    let result = kernel.reply(&mut caller, value_len as u64, key, 0)?;
+    if result != 0 {
+        let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
+        if let Some(value) = state.vars.get(&state.key) {
+            kernel::range_mut(memory, result, value.len() as u64)?
+                .copy_from_slice(value);
+        }
+    }
     Ok(result)
 }
 
+/// Two kernel entries: both lengths, then both blocks freed. Setting a var that exists reuses
+/// its buffer.
 pub(super) fn var_set(mut caller: Caller<'_, PluginState>, key: u64, value: u64) -> Result<()> {
     let max = caller.data().permissions.max_var_bytes;
     if max == 0 {
         bail!("Vars are disabled by this host");
     }
-    let name = read_key(&mut caller, key, "var key")?;
     let kernel = caller.data().kernel()?;
+    let (key_len, value_len) = match (key, value) {
+        (0, 0) => (0, 0),
+        (k, v) => kernel.lengths(&mut caller, k, v)?,
+    };
+    read_key(&kernel, &mut caller, key, key_len, "var key")?;
     if value == 0 {
-        caller.data_mut().vars.remove(&name);
-        kernel.free(&mut caller, key)?;
+        let state = caller.data_mut();
+        state.vars.remove(&state.key);
+        kernel.reply(&mut caller, 0, key, 0)?;
         return Ok(());
     }
-    let Some(bytes) = kernel.block(&mut caller, value)? else {
+    if value_len == 0 {
         bail!("invalid handle offset for var value: {value}");
-    };
-    let bytes = bytes.to_vec();
+    }
+    let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
+    let bytes = kernel::range(memory, value, value_len)?;
     // Upstream's accounting: every existing entry (the old value of this key included) plus
     // the new one, each with a fixed overhead.
-    let used: u64 = caller
-        .data()
+    let used: u64 = state
         .vars
         .iter()
         .map(|(k, v)| k.len() as u64 + v.len() as u64 + ENTRY_OVERHEAD)
         .sum();
-    if used + name.len() as u64 + bytes.len() as u64 + ENTRY_OVERHEAD > max {
+    if used + key_len + value_len + ENTRY_OVERHEAD > max {
         bail!("Variable store is full");
     }
-    caller.data_mut().vars.insert(name, bytes);
-    kernel.free(&mut caller, value)?;
-    kernel.free(&mut caller, key)?;
+    match state.vars.get_mut(&state.key) {
+        Some(old) => {
+            old.clear();
+            old.extend_from_slice(bytes);
+        }
+        None => {
+            state.vars.insert(state.key.clone(), bytes.to_vec());
+        }
+    }
+    kernel.reply(&mut caller, 0, value, key)?;
     Ok(())
 }

@@ -34,7 +34,11 @@ struct Locked {
 /// Opaque `ExtismPlugin` of the header.
 pub struct ExtismPlugin {
     locked: Mutex<Locked>,
-    /// Marker of the thread holding `locked` (0: none); see [`thread_marker`].
+    /// Marker of the thread holding `locked` (0: none); see [`thread_marker`]. Relaxed
+    /// accesses suffice: only the question "do *I* hold it?" is asked, and a thread always
+    /// sees its own latest store (its marker while it holds the lock, 0 after); no other
+    /// thread ever stores this thread's marker. (A `SeqCst` store is an `xchg` on x86, three
+    /// of them per C call sequence.)
     holder: AtomicUsize,
     compiled: CompiledPlugin,
     id: [u8; 16],
@@ -59,7 +63,7 @@ struct Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.holder.store(0, Ordering::SeqCst);
+        self.holder.store(0, Ordering::Relaxed);
     }
 }
 
@@ -96,13 +100,13 @@ impl ExtismPlugin {
     /// otherwise deadlock.
     fn lock(&self, what: &str) -> Option<Held<'_>> {
         let me = thread_marker();
-        if self.holder.load(Ordering::SeqCst) == me {
+        if self.holder.load(Ordering::Relaxed) == me {
             tracing::error!(target: "extism::sdk", "{what}: cannot make reentrant calls into plugin");
             return None;
         }
         // A panic while locked was already turned into an error; the state is still usable.
         let locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        self.holder.store(me, Ordering::SeqCst);
+        self.holder.store(me, Ordering::Relaxed);
         Some(Held {
             locked,
             holder: &self.holder,
