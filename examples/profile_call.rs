@@ -9,15 +9,19 @@
 //! `async`: the calls then go through an [`extism::AsyncPlugin`], each awaited on a
 //! current-thread tokio runtime (as the `call/async` benchmarks do). The host functions of
 //! testdata/rust/host_fns are provided (`host_reflect` returns a copy of its argument).
+//! With `fresh` instead, every call is the first call of a new plugin made from the bytes (as
+//! the comparison harness's "first call" rows): creating and freeing it is not timed.
 
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (path, export, size, calls, asynchronous) = match args.as_slice() {
-        [path, export, size, calls] => (path, export, size, calls, false),
-        [path, export, size, calls, mode] if mode == "async" => (path, export, size, calls, true),
-        _ => anyhow::bail!("usage: profile_call PLUGIN EXPORT INPUT_BYTES CALLS [async]"),
+    let (path, export, size, calls, mode) = match args.as_slice() {
+        [path, export, size, calls] => (path, export, size, calls, ""),
+        [path, export, size, calls, mode] if mode == "async" || mode == "fresh" => {
+            (path, export, size, calls, mode.as_str())
+        }
+        _ => anyhow::bail!("usage: profile_call PLUGIN EXPORT INPUT_BYTES CALLS [async|fresh]"),
     };
     let input: Vec<u8> = b"The quick brown fox jumps over the lazy dog. "
         .iter()
@@ -45,11 +49,22 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         },
     );
-    let builder =
-        extism::PluginBuilder::new(std::fs::read(path)?).with_functions([reflect, context]);
+    let wasm = std::fs::read(path)?;
+    let functions = [reflect, context];
+    let builder = extism::PluginBuilder::new(wasm.clone()).with_functions(functions.clone());
     let calls: u32 = calls.parse()?;
     let start;
-    if asynchronous {
+    if mode == "fresh" {
+        let mut busy = std::time::Duration::ZERO;
+        for _ in 0..calls {
+            let mut plugin = extism::Plugin::new(&wasm, functions.clone(), false)?;
+            let began = Instant::now();
+            plugin.call::<&[u8], &[u8]>(export, &input)?;
+            busy += began.elapsed();
+        }
+        eprintln!("{export}: {:?} per first call", busy / calls);
+        return Ok(());
+    } else if mode == "async" {
         let mut plugin = builder.build_async()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

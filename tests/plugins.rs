@@ -5,7 +5,8 @@ mod common;
 
 use common::{capture::Captured, pdk};
 use extism::{
-    CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder, UserData, Val, Wasm, PTR,
+    CompiledPlugin, CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder, UserData,
+    Val, Wasm, PTR,
 };
 
 fn plugin(name: &str) -> Plugin {
@@ -457,4 +458,52 @@ fn plugin_ids_are_random_uuid_v4() {
     let b = plugin("echo");
     assert_eq!(a.id().get_version_num(), 4);
     assert_ne!(a.id(), b.id());
+}
+
+/// Freed plugins' instance slots are reused with the pages they wrote reset in place
+/// (src/engine.rs): whichever slot a new plugin gets, from the same module or another, it sees
+/// the module's initial memory, initial size and an empty kernel.
+#[test]
+fn new_plugins_start_pristine_in_reused_instance_slots() {
+    let scribble = CompiledPlugin::new(PluginBuilder::new(common::wat("scribble"))).unwrap();
+    let other = CompiledPlugin::new(PluginBuilder::new(pdk("echo"))).unwrap();
+    for round in 0..200 {
+        let mut p = Plugin::new_from_compiled(&scribble).unwrap();
+        let out: Vec<u8> = p.call("scribble", "").unwrap();
+        let counter = u64::from_le_bytes(out[..8].try_into().unwrap());
+        let dirt = u64::from_le_bytes(out[8..].try_into().unwrap());
+        assert_eq!((counter, dirt), (42, 0), "round {round}");
+        // Some rounds hand the slot to another module in between.
+        if round % 3 == 0 {
+            let mut e = Plugin::new_from_compiled(&other).unwrap();
+            let echoed: Vec<u8> = e.call("echo", vec![7u8; 50_000]).unwrap();
+            assert_eq!(echoed, vec![7u8; 50_000]);
+        }
+    }
+}
+
+/// The instance pool is bounded; plugins beyond it allocate on demand and work the same.
+#[test]
+fn plugins_beyond_the_instance_pool_run_on_demand() {
+    let events = Captured::default();
+    let compiled = CompiledPlugin::new(PluginBuilder::new(pdk("count_vowels"))).unwrap();
+    let plugins = tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
+        (0..150)
+            .map(|i| {
+                let mut p = Plugin::new_from_compiled(&compiled).unwrap();
+                let out: String = p.call("count_vowels_no_vars", "a".repeat(i)).unwrap();
+                assert_eq!(out, format!(r#"{{"count":{i},"total":{i},"vowels":"aeiouAEIOU"}}"#));
+                p
+            })
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        events.text().contains("the instance pool is full: allocating on demand"),
+        "{}",
+        events.text()
+    );
+    for mut p in plugins {
+        let out: String = p.call("count_vowels_no_vars", "ee").unwrap();
+        assert_eq!(out, r#"{"count":2,"total":2,"vowels":"aeiouAEIOU"}"#);
+    }
 }
