@@ -505,17 +505,20 @@ impl Runtime {
 /// pages each, as an on-demand memory does) and may keep some of their pages warm
 /// ([`KEEP_RESIDENT`]), so the pool is sized for the plugins a host uses at once, not for all
 /// it could hold.
-const POOL_PLUGINS: u32 = 100;
+const POOL_PLUGINS: u32 = 32;
 
 /// What a freed slot keeps of each of its memories and tables: the pages the plugin wrote
 /// (found with Linux's `PAGEMAP_SCAN`, up to this many bytes) are reset in place, copied back
 /// from the module's image or zeroed, and stay mapped; the rest is given back with `madvise`.
 /// The next plugin in the slot then takes no page faults for them, and resetting the slot
-/// needs no `madvise` and no TLB shootdown: the first call of a new plugin took 11.7 µs
-/// instead of 25.6 µs (`profile_call testdata/rust/wasm/count_vowels.wasm count_vowels 13
-/// 20000 fresh`). Bound: [`POOL_PLUGINS`] × 5 × this stays resident after every plugin is
-/// freed (2.7 MiB after 1000 `count_vowels` plugins, `examples/live_rss.rs`).
-const KEEP_RESIDENT: usize = 32 << 10;
+/// needs no `madvise` and no TLB shootdown: the first call of a new plugin took 14 µs instead
+/// of 25.6 µs (`profile_call testdata/rust/wasm/count_vowels.wasm count_vowels 13 20000
+/// fresh`; 11.8 µs keeping 32 KiB). At most [`POOL_PLUGINS`] × 5 (memories and tables) × this,
+/// 2.5 MiB, of written pages stays resident after every plugin is freed. Pages of the module's
+/// image that a plugin only read stay mapped too (wasmtime skips the `madvise` when the scan
+/// covers the whole memory): shared with every other mapping of the image, so no memory of
+/// their own, but counted in RSS (76 KiB per slot for testdata/rust/bigdata).
+const KEEP_RESIDENT: usize = 16 << 10;
 
 /// Limits that every Extism plugin seen so far fits: a plugin of one module is one instance
 /// with the kernel's two memories and its own; modules beyond the limits compile for the
