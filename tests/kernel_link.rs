@@ -406,7 +406,7 @@ fn bulk_copies_behave_like_the_loops_they_replace() {
     // A new pair of plugins for each case: what a loop leaves in the kernel (its clean mark)
     // must not hide what the next one does.
     for (export, abc) in cases {
-        let mut fresh = |c: &CompiledPlugin| Plugin::new_from_compiled(c).unwrap();
+        let fresh = |c: &CompiledPlugin| Plugin::new_from_compiled(c).unwrap();
         let linked = copy(&mut fresh(&linked), export, abc, &payload);
         let separate = copy(&mut fresh(&separate), export, abc, &payload);
         assert_eq!(linked, separate, "{export} {abc:x?}");
@@ -440,7 +440,7 @@ fn inlined_short_copies_behave_like_memory_copy() {
     let mut copied = 0;
     for abc in cases {
         let input: Vec<u8> = abc.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut run = |p: &mut Plugin| {
+        let run = |p: &mut Plugin| {
             p.call::<_, Vec<u8>>("copy", input.clone())
                 .map_err(|e| format!("{e:#}"))
         };
