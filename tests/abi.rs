@@ -176,7 +176,12 @@ fn vars_persist_across_calls_failures_and_resets() {
     let out: String = p.call("var_load", "").unwrap();
     assert_eq!(out, "kept");
     // Setting a var again overwrites it in place, longer or shorter.
-    for value in ["a value longer than the first", "x", &"0123456789".repeat(300)] {
+    for value in [
+        "a value longer than the first",
+        "x",
+        &"0123456789".repeat(300),
+        "y",
+    ] {
         p.call::<_, ()>("var_store", value).unwrap();
         assert_eq!(p.call::<_, String>("var_load", "").unwrap(), *value);
     }

@@ -992,7 +992,10 @@ fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
         };
         let (x, y) = (pick(round), pick(round / 3 + 5));
         let got = lengths.call(&mut one.store, (x as i64, y as i64)).unwrap();
-        assert_eq!((got.0 as u64, got.1 as u64), (steps.length(x), steps.length(y)));
+        assert_eq!(
+            (got.0 as u64, got.1 as u64),
+            (steps.length(x), steps.length(y))
+        );
         let n = match round % 5 {
             0 => 0,
             1 => 1 << 33, // cannot be had

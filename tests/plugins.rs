@@ -5,8 +5,8 @@ mod common;
 
 use common::{capture::Captured, pdk};
 use extism::{
-    CompiledPlugin, CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder, UserData,
-    Val, Wasm, PTR,
+    CompiledPlugin, CurrentPlugin, Function, Manifest, ManifestExt, Plugin, PluginBuilder,
+    UserData, Val, Wasm, PTR,
 };
 
 fn plugin(name: &str) -> Plugin {
@@ -487,18 +487,24 @@ fn new_plugins_start_pristine_in_reused_instance_slots() {
 fn plugins_beyond_the_instance_pool_run_on_demand() {
     let events = Captured::default();
     let compiled = CompiledPlugin::new(PluginBuilder::new(pdk("count_vowels"))).unwrap();
-    let plugins = tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
-        (0..150)
-            .map(|i| {
-                let mut p = Plugin::new_from_compiled(&compiled).unwrap();
-                let out: String = p.call("count_vowels_no_vars", "a".repeat(i)).unwrap();
-                assert_eq!(out, format!(r#"{{"count":{i},"total":{i},"vowels":"aeiouAEIOU"}}"#));
-                p
-            })
-            .collect::<Vec<_>>()
-    });
+    let plugins =
+        tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
+            (0..150)
+                .map(|i| {
+                    let mut p = Plugin::new_from_compiled(&compiled).unwrap();
+                    let out: String = p.call("count_vowels_no_vars", "a".repeat(i)).unwrap();
+                    assert_eq!(
+                        out,
+                        format!(r#"{{"count":{i},"total":{i},"vowels":"aeiouAEIOU"}}"#)
+                    );
+                    p
+                })
+                .collect::<Vec<_>>()
+        });
     assert!(
-        events.text().contains("the instance pool is full: allocating on demand"),
+        events
+            .text()
+            .contains("the instance pool is full: allocating on demand"),
         "{}",
         events.text()
     );

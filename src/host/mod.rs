@@ -112,8 +112,8 @@ fn read_key(
     if len == 0 {
         bail!("invalid handle offset for {what}: {handle}");
     }
-    state
-        .key
-        .push_str(std::str::from_utf8(crate::kernel::range(memory, handle, len)?)?);
+    state.key.push_str(std::str::from_utf8(crate::kernel::range(
+        memory, handle, len,
+    )?)?);
     Ok(())
 }

@@ -23,15 +23,14 @@ pub(super) fn var_get(mut caller: Caller<'_, PluginState>, key: u64) -> Result<u
     if result != 0 {
         let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
         if let Some(value) = state.vars.get(&state.key) {
-            kernel::range_mut(memory, result, value.len() as u64)?
-                .copy_from_slice(value);
+            kernel::range_mut(memory, result, value.len() as u64)?.copy_from_slice(value);
         }
     }
     Ok(result)
 }
 
 /// Two kernel entries: both lengths, then both blocks freed. Setting a var that exists reuses
-/// its buffer.
+/// its buffer (no allocation for the usual counter or state of fixed size).
 pub(super) fn var_set(mut caller: Caller<'_, PluginState>, key: u64, value: u64) -> Result<()> {
     let max = caller.data().permissions.max_var_bytes;
     if max == 0 {
@@ -65,10 +64,12 @@ pub(super) fn var_set(mut caller: Caller<'_, PluginState>, key: u64, value: u64)
         bail!("Variable store is full");
     }
     match state.vars.get_mut(&state.key) {
-        Some(old) => {
+        // Reused unless it would keep far more memory than the new value needs.
+        Some(old) if old.capacity() <= 2 * bytes.len().max(64) => {
             old.clear();
             old.extend_from_slice(bytes);
         }
+        Some(old) => *old = bytes.to_vec(),
         None => {
             state.vars.insert(state.key.clone(), bytes.to_vec());
         }
