@@ -49,7 +49,8 @@ pub(crate) struct Function<'a> {
     pub locals: &'a [ValType],
     /// The direction of each kernel call the guest makes, by the guest's function index.
     pub transfers: &'a HashMap<u32, Transfer>,
-    /// For each guest memory: whether it is a 32-bit memory (only those are copied).
+    /// For each guest memory: whether it is a 32-bit memory of 64 KiB pages (only those are
+    /// copied).
     pub memories32: &'a [bool],
     /// A scratch i64 local of the rewritten function, unused by the guest.
     pub scratch: u32,
@@ -102,6 +103,10 @@ struct Iteration {
     /// Each local the body writes, with what it adds per iteration.
     steps: Vec<(u32, i64, Width)>,
 }
+
+/// The most operators (with the loop's `end`) a qualifying loop body has: the PDKs' copy loops
+/// have a few dozen. Longer bodies are not read ahead further.
+pub(crate) const MAX_BODY: usize = 256;
 
 /// Whether a loop whose body has `op` may still qualify: the caller reads a loop's body
 /// ahead only while this holds (and up to the loop's `end`).

@@ -372,7 +372,7 @@ impl Runtime {
             Cow::Borrowed(bytes)
         };
         let linked = match link_kernel {
-            true => kernel_link::link(&binary)?,
+            true => kernel_link::link(&binary, !self.key.fuel)?,
             false => None,
         };
         let (module, link_error) = match linked.map(|l| Module::new(&self.engine, &l)) {

@@ -225,15 +225,7 @@ impl Kernel {
     /// and set as the input.
     pub fn begin(&self, mut store: impl AsContextMut<Data: Send>, input: &[u8]) -> Result<()> {
         let handle = self.enter(&self.begin, &mut store, input.len() as u64)?;
-        if input.is_empty() {
-            return Ok(());
-        }
-        if handle == 0 {
-            bail!("failed to allocate {} bytes of Extism memory", input.len());
-        }
-        self.slice_mut(&mut store, handle, input.len() as u64)?
-            .copy_from_slice(input);
-        Ok(())
+        self.fill(store, handle, input)
     }
 
     /// The end of a call in one kernel entry: output offset and length, and the error handle.
@@ -268,7 +260,7 @@ impl Kernel {
         }
         let handle = self.enter(&self.reply, store, (n, x, y))?;
         if n != 0 && handle == 0 {
-            bail!("failed to allocate {n} bytes of Extism memory");
+            return Err(allocation_failed(n));
         }
         Ok(handle)
     }
@@ -324,13 +316,32 @@ impl Kernel {
             return Ok(0);
         }
         let handle = self.enter(&self.alloc_filled, &mut store, bytes.len() as u64)?;
+        self.fill(store, handle, bytes)?;
+        Ok(handle)
+    }
+
+    /// Copies `bytes` into `handle`, a block of their length that an entry not zeroing it just
+    /// allocated (0: it could not be had).
+    fn fill(
+        &self,
+        mut store: impl AsContextMut<Data: Send>,
+        handle: u64,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         if handle == 0 {
-            bail!("failed to allocate {} bytes of Extism memory", bytes.len());
+            return Err(allocation_failed(bytes.len() as u64));
         }
         self.slice_mut(&mut store, handle, bytes.len() as u64)?
             .copy_from_slice(bytes);
-        Ok(handle)
+        Ok(())
     }
+}
+
+fn allocation_failed(n: u64) -> anyhow::Error {
+    anyhow::anyhow!("failed to allocate {n} bytes of Extism memory")
 }
 
 /// The bytes `[offset, offset + len)` of kernel memory `data` (as `Memory::data_and_store_mut`

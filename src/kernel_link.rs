@@ -10,7 +10,10 @@
 //! - replaces each direct call of the byte-moving functions with the instructions the kernel
 //!   itself runs for them (`kernel/kernel.wat`), on the kernel's own memory and globals, and
 //!   puts a bulk copy in front of the PDKs' loops of such calls (copy_loop.rs);
-//! - inlines the guest's short `memory.copy`s (small_copy.rs);
+//! - inlines the guest's short `memory.copy`s of lengths known only at run time
+//!   (small_copy.rs);
+//! - neither of the two copy forms under fuel metering, where they would change what a call
+//!   is charged and where it runs out;
 //! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
 //!   rest of the runtime hides from callers ([`is_private`]);
 //! - exports the guest's start function as [`START`] instead of running it while
@@ -50,7 +53,14 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 4;
+pub const REVISION: u32 = 5;
+
+/// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
+/// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A
+/// host may enable custom page sizes in its own wasmtime configuration.
+fn plain_memory(m: &wasmparser::MemoryType) -> bool {
+    !m.memory64 && m.page_size_log2.is_none_or(|log2| log2 == 16)
+}
 
 /// The most locals (parameters included) a function may have: wasmparser's validator limit,
 /// which every module wasmtime compiles meets.
@@ -142,7 +152,8 @@ struct Layout {
     imported_memories: u32,
     imported_globals: u32,
     defined_memories: u32,
-    /// Whether each memory (imported, then defined) is a 32-bit memory.
+    /// Whether each memory (imported, then defined) is a 32-bit memory of 64 KiB pages
+    /// ([`plain_memory`]).
     memories32: Vec<bool>,
     defined_globals: u32,
     /// Type index of each defined function, in order.
@@ -179,7 +190,7 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => layout.imported_functions += 1,
                         TypeRef::Memory(m) => {
                             layout.imported_memories += 1;
-                            layout.memories32.push(!m.memory64);
+                            layout.memories32.push(plain_memory(&m));
                         }
                         TypeRef::Global(_) => layout.imported_globals += 1,
                         TypeRef::Table(_) | TypeRef::Tag(_) => {}
@@ -197,7 +208,7 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
             // Counted item by item: the declared count is not checked against the section.
             Payload::MemorySection(reader) => {
                 for memory in reader {
-                    layout.memories32.push(!memory?.memory64);
+                    layout.memories32.push(plain_memory(&memory?));
                     layout.defined_memories += 1;
                 }
             }
@@ -225,8 +236,9 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
 
 /// Links the kernel into `guest` (binary wasm). `Ok(None)` when this pass leaves the module
 /// alone (see the module docs); an error when the guest imports a kernel function with the
-/// wrong type (the message the linker would give) or exports a reserved name.
-pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
+/// wrong type (the message the linker would give) or exports a reserved name. `fast_copies`:
+/// whether copies get fast forms (false under fuel metering).
+pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
     let (Ok(Some(g)), Ok(Some(k))) = (scan(guest), scan(KERNEL_WASM)) else {
         return Ok(None);
     };
@@ -303,6 +315,8 @@ pub fn link(guest: &[u8]) -> Result<Option<Vec<u8>>> {
         hot,
         transfers,
         memories32: g.memories32.clone(),
+        fast_copies,
+        after_const: false,
         params: g
             .defined_types
             .iter()
@@ -699,8 +713,15 @@ struct GuestRemap {
     hot: HashMap<u32, Hot>,
     /// The kernel calls that copy loops are made of (copy_loop.rs), by the guest's index.
     transfers: HashMap<u32, Transfer>,
-    /// Whether each guest memory is a 32-bit memory.
+    /// Whether each guest memory is a 32-bit memory of 64 KiB pages ([`plain_memory`]).
     memories32: Vec<bool>,
+    /// Whether copies get fast forms (copy_loop.rs, small_copy.rs): not under fuel metering,
+    /// where they would change what a call is charged (wasmtime charges a `memory.copy` by
+    /// its length, an inlined copy by its instructions) and where fuel runs out.
+    fast_copies: bool,
+    /// Whether the operator written last was an `i32.const`: a copy of constant length is
+    /// left to wasmtime, which expands the short ones itself (no runtime call, no checks).
+    after_const: bool,
     /// Parameter types of each defined function.
     params: Vec<Option<Vec<wasmparser::ValType>>>,
     /// Index among defined functions of the next function body.
@@ -727,12 +748,15 @@ fn within(index: u32, limit: u32, what: &'static str) -> ReResult<u32> {
 }
 
 impl GuestRemap {
-    /// The memory of a copy within one 32-bit guest memory (small_copy.rs inlines the short
-    /// ones).
-    fn small_copy(&self, op: &Operator<'_>) -> Option<u32> {
+    /// The memory of a copy within one 32-bit guest memory whose length is not a constant
+    /// (`after_const`: the operator before it was an `i32.const`), when copies get fast forms
+    /// (small_copy.rs inlines the short ones).
+    fn small_copy(&self, op: &Operator<'_>, after_const: bool) -> Option<u32> {
         match *op {
             Operator::MemoryCopy { dst_mem, src_mem }
-                if dst_mem == src_mem
+                if self.fast_copies
+                    && !after_const
+                    && dst_mem == src_mem
                     && self.memories32.get(dst_mem as usize).copied() == Some(true) =>
             {
                 Some(dst_mem)
@@ -793,12 +817,14 @@ impl Reencode for GuestRemap {
         };
         let mut reader = func.get_operators_reader()?;
         let mut rewrite = false;
+        let mut after_const = false;
         while !reader.eof() {
             let op = reader.read()?;
-            if hot_call(&self.hot, &op).is_some() || self.small_copy(&op).is_some() {
+            if hot_call(&self.hot, &op).is_some() || self.small_copy(&op, after_const).is_some() {
                 rewrite = true;
                 break;
             }
+            after_const = matches!(op, Operator::I32Const { .. });
         }
         if !rewrite {
             return reencode::utils::parse_function_body(self, code, func);
@@ -840,21 +866,26 @@ impl Reencode for GuestRemap {
         let mut queue = std::collections::VecDeque::new();
         while let Some(op) = next_op(&mut queue, &mut reader) {
             let op = op?;
-            if !matches!(
-                op,
-                Operator::Loop {
-                    blockty: wasmparser::BlockType::Empty
-                }
-            ) {
+            if !self.fast_copies
+                || !matches!(
+                    op,
+                    Operator::Loop {
+                        blockty: wasmparser::BlockType::Empty
+                    }
+                )
+            {
                 self.emit(&mut f, op, scratch)?;
                 continue;
             }
-            // A loop whose body copy_loop.rs may accept is read up to its end.
+            // A loop whose body copy_loop.rs may accept is read up to its end, or until it is
+            // longer than any it accepts (a hostile body of millions of additions would
+            // otherwise be held in memory whole, before validation).
             let mut body = Vec::new();
             let mut closed = false;
             while let Some(inner) = next_op(&mut queue, &mut reader) {
                 let inner = inner?;
-                let more = crate::copy_loop::may_contain(&inner);
+                let more = crate::copy_loop::may_contain(&inner)
+                    && body.len() < crate::copy_loop::MAX_BODY;
                 closed = matches!(inner, Operator::End);
                 body.push(inner);
                 if !more {
@@ -903,7 +934,11 @@ impl GuestRemap {
     /// Writes one guest operator: a call of a hot kernel function as the kernel's own code
     /// (locals `scratch`.. are its scratch), anything else reencoded.
     fn emit(&mut self, f: &mut wasm_encoder::Function, op: Operator<'_>, scratch: u32) -> ReResult {
-        if let Some(memory) = self.small_copy(&op) {
+        let after_const = std::mem::replace(
+            &mut self.after_const,
+            matches!(op, Operator::I32Const { .. }),
+        );
+        if let Some(memory) = self.small_copy(&op, after_const) {
             let scratch = crate::small_copy::Scratch {
                 i32s: scratch + 4,
                 i64s: scratch,

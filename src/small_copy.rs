@@ -1,14 +1,17 @@
 //! Short `memory.copy`s inlined, in modules the kernel is linked into.
 //!
-//! wasmtime runs every `memory.copy` as a call into the runtime, which costs tens of
-//! nanoseconds whatever the length. Guests compiled with bulk memory (rustc's default for
-//! wasm32 since 1.87) implement `memcpy` with it, and most of their copies are a few bytes: a
-//! 13-byte `count_vowels` call of the Rust PDK makes several. [`inline`] replaces a copy
+//! wasmtime expands a `memory.copy` of a constant length up to 128 bytes itself; any other
+//! runs as a call into the runtime, which costs tens of nanoseconds whatever the length.
+//! Guests compiled with bulk memory (rustc's default for wasm32 since 1.87) implement `memcpy`
+//! with it, and most of their copies are a few bytes of a length known only at run time: a
+//! 13-byte `count_vowels` call of the Rust PDK makes several. [`inline`] replaces such a copy
 //! within one 32-bit memory by code that moves up to 16 bytes with at most two loads and two
 //! stores, when the whole source and destination lie inside the memory; everything else (a
-//! longer copy, one that would trap) still runs as the `memory.copy` itself. Both loads
-//! happen before either store, so overlapping ranges copy as `memory.copy` does, and a copy
-//! that would trap traps before writing anything, as it does.
+//! longer copy, one that would trap) still runs as the `memory.copy` itself, after one compare
+//! for the longer ones. Both loads happen before either store, so overlapping ranges copy as
+//! `memory.copy` does, and a copy that would trap traps before writing anything, as it does.
+//! kernel_link.rs leaves copies of constant length to wasmtime, and every copy as it is under
+//! fuel metering (which charges a copy by its length).
 //!
 //! This module only writes instructions: it knows nothing of modules or the runtime.
 
@@ -39,8 +42,15 @@ pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>>
     };
     let mut out = Vec::with_capacity(96);
     out.extend([I::LocalSet(len), I::LocalSet(src), I::LocalSet(dst)]);
-    // len <= MAX_INLINE, src + len <= size and dst + len <= size (in 64 bits: no wrap)
-    out.extend([I::LocalGet(len), I::I32Const(MAX_INLINE), I::I32LeU]);
+    // block { block { to the copy below unless len <= MAX_INLINE, src + len <= size and
+    // dst + len <= size (in 64 bits: no wrap); inline copy; br out } memory.copy }
+    out.extend([I::Block(BlockType::Empty), I::Block(BlockType::Empty)]);
+    out.extend([
+        I::LocalGet(len),
+        I::I32Const(MAX_INLINE),
+        I::I32GtU,
+        I::BrIf(0),
+    ]);
     for at in [src, dst] {
         out.extend([
             I::LocalGet(at),
@@ -50,9 +60,8 @@ pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>>
             I::I64Add,
         ]);
         out.extend(crate::wasm_code::memory_bytes(memory));
-        out.extend([I::I64LeU, I::I32And]);
+        out.extend([I::I64GtU, I::BrIf(0)]);
     }
-    out.push(I::If(BlockType::Empty));
     // Sizes [w, 2w] as two possibly overlapping accesses of width w: at 0 and at len - w.
     let pair = |load: Instruction<'static>, store: Instruction<'static>, w: i32| {
         let last = |at: u32| {
@@ -103,8 +112,7 @@ pub(crate) fn inline(memory: u32, scratch: Scratch) -> Vec<Instruction<'static>>
         I::I32Store8(arg),
         I::End,
     ]);
-    out.extend([I::End, I::End, I::End]);
-    out.push(I::Else);
+    out.extend([I::End, I::End, I::End, I::Br(1), I::End]);
     out.extend([
         I::LocalGet(dst),
         I::LocalGet(src),

@@ -168,6 +168,19 @@ fn bad_handles_passed_to_host_functions_trap_with_a_clear_message() {
 }
 
 #[test]
+fn host_functions_free_their_argument_blocks() {
+    let mut p = abi();
+    p.config_mut().insert("key".into(), "value".into());
+    // Twice: the second time var_get finds the var and allocates its value first.
+    for _ in 0..2 {
+        assert_eq!(
+            p.call::<_, String>("host_frees_arguments", "").unwrap(),
+            "0"
+        );
+    }
+}
+
+#[test]
 fn vars_persist_across_calls_failures_and_resets() {
     let mut p = abi();
     p.call::<_, ()>("var_store", "kept").unwrap();

@@ -264,6 +264,11 @@ fn the_runtime_s_own_kernel_exports_cannot_be_imported() {
     for (name, ty) in [
         ("extism-run:alloc_filled", "(func (param i64) (result i64))"),
         ("extism-run:clean", "(global (mut i64))"),
+        ("extism-run:begin", "(func (param i64) (result i64))"),
+        (
+            "extism-run:reply",
+            "(func (param i64 i64 i64) (result i64))",
+        ),
     ] {
         let wat = format!(r#"(module (import "extism:host/env" "{name}" {ty}))"#);
         let err = Plugin::new(wat.as_bytes(), [], false).unwrap_err();
@@ -309,18 +314,38 @@ fn copy(p: &mut Plugin, export: &str, abc: [u64; 3], payload: &[u8]) -> Result<V
 fn copy_loops_and_short_copies_are_rewritten_where_they_qualify() {
     use common::capture::Captured;
     let events = Captured::default();
-    // With fuel, the modules compile for an engine of their own: other tests of this binary
-    // cannot have put them into that engine's module cache.
-    let build = |bytes: Vec<u8>| {
-        let compiled =
-            CompiledPlugin::new(PluginBuilder::new(bytes).with_fuel_limit(u64::MAX)).unwrap();
-        assert!(compiled.kernel_linked());
+    // With a wasmtime configuration of their own, the modules compile for an engine of their
+    // own: other tests of this binary cannot have put them into its module cache. With fuel,
+    // copies keep no fast forms (they would change what a call is charged).
+    let build = |bytes: Vec<u8>, fuel: bool| {
+        let mut builder = PluginBuilder::new(bytes).with_wasmtime_config(wasmtime::Config::new());
+        if fuel {
+            builder = builder.with_fuel_limit(u64::MAX);
+        }
+        assert!(CompiledPlugin::new(builder).unwrap().kernel_linked());
     };
     tracing::subscriber::with_default(events.subscriber(tracing::Level::DEBUG), || {
-        build(wat("copy_loops"));
-        build(wat("kernel_probe"));
-        build(wat("small_copy"));
-        build(pdk("echo"));
+        build(wat("copy_loops"), false);
+        build(wat("kernel_probe"), false);
+        build(wat("small_copy"), false);
+        build(pdk("echo"), false);
+        build(wat("small_copy"), true);
+        build(pdk("echo"), true);
+        // Memories of other page sizes (a host may enable them): the inlined bounds checks
+        // count 64 KiB pages, so their copies stay as they are.
+        let mut config = wasmtime::Config::new();
+        config.wasm_custom_page_sizes(true);
+        let small_pages = br#"(module
+            (import "extism:host/env" "input_length" (func $len (result i64)))
+            (memory 100 (pagesize 1))
+            (func (export "copy") (result i32)
+              (memory.copy (i32.const 92) (i32.const 0) (i32.wrap_i64 (call $len)))
+              (i32.const 0)))"#;
+        let compiled = CompiledPlugin::new(
+            PluginBuilder::new(small_pages.to_vec()).with_wasmtime_config(config),
+        )
+        .unwrap();
+        assert!(compiled.kernel_linked());
     });
     let text = events.text();
     let counts = |field: &str| -> Vec<String> {
@@ -332,11 +357,18 @@ fn copy_loops_and_short_copies_are_rewritten_where_they_qualify() {
     };
     // copy_loops.wat: its three copy loops, not its checksum and fill loops; kernel_probe
     // has no loop; echo (Rust PDK): its input reader and its output writer.
-    assert_eq!(counts("copy_loops"), ["3", "0", "0", "2"], "{text}");
-    // small_copy.wat's one memory.copy; the Rust PDK's memcpy uses memory.copy too.
+    // None under fuel, nor for memories of other page sizes.
+    assert_eq!(
+        counts("copy_loops"),
+        ["3", "0", "0", "2", "0", "0", "0"],
+        "{text}"
+    );
+    // small_copy.wat's copy of a length from the input, not its copy of constant length; the
+    // Rust PDK's memcpy uses memory.copy too. None under fuel.
     let small = counts("small_copies");
     assert_eq!(small[..3], ["0", "0", "1"], "{text}");
     assert_ne!(small[3], "0", "{text}");
+    assert_eq!(small[4..], ["0", "0", "0"], "{text}");
 }
 
 #[test]
@@ -448,6 +480,11 @@ fn inlined_short_copies_behave_like_memory_copy() {
         let separate = run(&mut plugins[1]);
         assert_eq!(linked, separate, "dst, src, len = {abc:?}");
         copied += linked.is_ok() as usize;
+        // What a trapped copy left in memory (a copy that traps writes nothing).
+        let [linked, separate] = plugins
+            .each_mut()
+            .map(|p| p.call::<_, Vec<u8>>("sum", "").unwrap());
+        assert_eq!(linked, separate, "memory after dst, src, len = {abc:?}");
     }
     assert!(copied > 300, "only {copied} copies ran to the end");
 }

@@ -101,6 +101,13 @@ impl Kernel {
             memory,
         }
     }
+    /// An export the struct does not hold, such as the runtime's own `extism-run:*` ones.
+    fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+        &mut self,
+        name: &str,
+    ) -> TypedFunc<P, R> {
+        self.instance.get_typed_func(&mut self.store, name).unwrap()
+    }
     fn alloc(&mut self, n: u64) -> u64 {
         self.alloc.call(&mut self.store, n as i64).unwrap() as u64
     }
@@ -909,18 +916,9 @@ fn recycled_top_block_survives_growth() {
 fn begin_and_end_are_the_host_s_steps_in_one_entry() {
     let mut one = Kernel::new(module());
     let mut steps = Kernel::new(module());
-    let begin: TypedFunc<i64, i64> = one
-        .instance
-        .get_typed_func(&mut one.store, "extism-run:begin")
-        .unwrap();
-    let end: TypedFunc<(), (i64, i64, i64)> = one
-        .instance
-        .get_typed_func(&mut one.store, "extism-run:end")
-        .unwrap();
-    let alloc_filled: TypedFunc<i64, i64> = steps
-        .instance
-        .get_typed_func(&mut steps.store, "extism-run:alloc_filled")
-        .unwrap();
+    let begin: TypedFunc<i64, i64> = one.func("extism-run:begin");
+    let end: TypedFunc<(), (i64, i64, i64)> = one.func("extism-run:end");
+    let alloc_filled: TypedFunc<i64, i64> = steps.func("extism-run:alloc_filled");
     for (round, n) in [0u64, 1, 15, 16, 17, 4096, 70_000, 3 << 20, 1 << 33, 24]
         .into_iter()
         .enumerate()
@@ -963,18 +961,9 @@ fn begin_and_end_are_the_host_s_steps_in_one_entry() {
 fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
     let mut one = Kernel::new(module());
     let mut steps = Kernel::new(module());
-    let lengths: TypedFunc<(i64, i64), (i64, i64)> = one
-        .instance
-        .get_typed_func(&mut one.store, "extism-run:lengths")
-        .unwrap();
-    let reply: TypedFunc<(i64, i64, i64), i64> = one
-        .instance
-        .get_typed_func(&mut one.store, "extism-run:reply")
-        .unwrap();
-    let alloc_filled: TypedFunc<i64, i64> = steps
-        .instance
-        .get_typed_func(&mut steps.store, "extism-run:alloc_filled")
-        .unwrap();
+    let lengths: TypedFunc<(i64, i64), (i64, i64)> = one.func("extism-run:lengths");
+    let reply: TypedFunc<(i64, i64, i64), i64> = one.func("extism-run:reply");
+    let alloc_filled: TypedFunc<i64, i64> = steps.func("extism-run:alloc_filled");
     let mut live: Vec<u64> = Vec::new();
     for round in 0..300u64 {
         // The same history in both kernels.

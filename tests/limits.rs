@@ -240,3 +240,19 @@ fn memory_limit_allows_typical_pdk_inputs() {
     let out: Vec<u8> = p.call("echo", &input).unwrap();
     assert_eq!(out.len(), input.len());
 }
+
+#[test]
+fn an_input_beyond_the_memory_limit_fails_the_call_and_the_next_one_runs() {
+    let m = Manifest::new([Wasm::data(pdk("echo"))]).with_memory_max(17);
+    let mut p = Plugin::new(&m, [], false).unwrap();
+    // The input block is taken before the export runs (kernel.rs `begin`).
+    let err = p
+        .call::<_, Vec<u8>>("echo", vec![7u8; 8 << 20])
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").starts_with("failed to allocate extism memory"),
+        "{err:#}"
+    );
+    let out: Vec<u8> = p.call("echo", "small").unwrap();
+    assert_eq!(out, b"small");
+}

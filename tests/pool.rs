@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::capture::Captured;
 use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
 
-/// More than the pool's 1000 plugins.
-const LIVE: usize = 1500;
+/// More than the pool's plugins (32), by far.
+const LIVE: usize = 500;
 
 #[test]
 fn more_live_plugins_than_the_pool_holds_all_run() {

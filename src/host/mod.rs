@@ -117,3 +117,30 @@ fn read_key(
     )?)?);
     Ok(())
 }
+
+/// `config_get` and `var_get`: the value that `lookup` finds under the key argument (read into
+/// [`PluginState::key`]), in a new block; 0 when there is none or it is empty (zero-length
+/// blocks do not exist). Two kernel entries: the key's length, then the result's block
+/// allocated and the key freed.
+fn value_of_key(
+    mut caller: Caller<'_, PluginState>,
+    key: u64,
+    what: &str,
+    lookup: fn(&PluginState) -> Option<&[u8]>,
+) -> Result<u64> {
+    let kernel = caller.data().kernel()?;
+    let (key_len, _) = match key {
+        0 => (0, 0),
+        k => kernel.lengths(&mut caller, k, 0)?,
+    };
+    read_key(&kernel, &mut caller, key, key_len, what)?;
+    let value_len = lookup(caller.data()).map_or(0, <[u8]>::len);
+    let result = kernel.reply(&mut caller, value_len as u64, key, 0)?;
+    if result != 0 {
+        // Looked up again: the value borrows the store, which the kernel entry needed.
+        let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
+        let value = lookup(state).unwrap_or_default();
+        crate::kernel::range_mut(memory, result, value.len() as u64)?.copy_from_slice(value);
+    }
+    Ok(result)
+}

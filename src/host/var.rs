@@ -3,30 +3,16 @@
 use anyhow::{bail, Result};
 use wasmtime::Caller;
 
-use super::read_key;
+use super::{read_key, value_of_key};
 use crate::{kernel, plugin_state::PluginState};
 
 /// Bookkeeping bytes upstream counts per entry.
 const ENTRY_OVERHEAD: u64 = 48;
 
-/// Two kernel entries: the key's length, then the result's block allocated and the key freed.
-pub(super) fn var_get(mut caller: Caller<'_, PluginState>, key: u64) -> Result<u64> {
-    let kernel = caller.data().kernel()?;
-    let (key_len, _) = match key {
-        0 => (0, 0),
-        k => kernel.lengths(&mut caller, k, 0)?,
-    };
-    read_key(&kernel, &mut caller, key, key_len, "var key")?;
-    let state = caller.data();
-    let value_len = state.vars.get(&state.key).map_or(0, |v| v.len());
-    let result = kernel.reply(&mut caller, value_len as u64, key, 0)?;
-    if result != 0 {
-        let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
-        if let Some(value) = state.vars.get(&state.key) {
-            kernel::range_mut(memory, result, value.len() as u64)?.copy_from_slice(value);
-        }
-    }
-    Ok(result)
+pub(super) fn var_get(caller: Caller<'_, PluginState>, key: u64) -> Result<u64> {
+    value_of_key(caller, key, "var key", |s| {
+        s.vars.get(&s.key).map(Vec::as_slice)
+    })
 }
 
 /// Two kernel entries: both lengths, then both blocks freed. Setting a var that exists reuses

@@ -5,8 +5,8 @@
 ;; Export `scribble` (no input) outputs 16 bytes: the counter at address 16 after adding 1
 ;; (its data segment holds 41, so always 42 in a new plugin), then the OR of everything found
 ;; that a new plugin must not see: the first word of each of the 64 initial pages (all zero
-;; but for the counter's page), memory grown by an earlier plugin, and blocks of the kernel
-;; that an earlier plugin allocated. Then it writes -1 into every page, grows memory by a page
+;; but for the counter's page), memory grown by an earlier plugin and what it wrote there, and
+;; blocks of the kernel that an earlier plugin allocated. Then it writes -1 into every page, grows memory by a page
 ;; and writes there, and allocates two kernel blocks before the output's.
 (module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
@@ -30,6 +30,7 @@
       (br $pages)))
     (i32.store (i32.const 16) (i32.add (i32.load (i32.const 16)) (i32.const 1)))
     (drop (memory.grow (i32.const 1)))
+    (local.set $dirt (i64.or (local.get $dirt) (i64.load (i32.const 262144))))
     (i64.store (i32.const 262144) (i64.const -1))
     ;; the kernel's: no block exists before this call allocates one, and fresh blocks are zero
     (local.set $dirt (i64.or (local.get $dirt) (call $length (i64.const 128))))
