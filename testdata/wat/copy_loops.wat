@@ -11,6 +11,8 @@
 ;;                (its reader of host-made blocks); kernel memory holds a pattern first
 ;;   from_input   input_load_u64 loop up to a bound: guest address b, input index a, until
 ;;                the index equals c (its input reader)
+;;   to_kernel_up, from_kernel_i32, to_kernel_until: as to_kernel / from_kernel, with the
+;;                other loop shapes the linker accepts (count up, 32-bit counter, pointer bound)
 ;; Guest memory is one page holding a pattern, so a runaway loop traps at its end. Each export
 ;; is meant for a new plugin: the kernel's clean mark (kernel.wat) depends on earlier calls.
 (module
@@ -52,6 +54,14 @@
       (local.set $n (i64.sub (local.get $n) (i64.const 1)))
       (br_if $l (i64.ne (local.get $n) (i64.const 0))))
     (local.get $s))
+
+  ;; kernel memory [0, 64 KiB) := bytes i * 5 + 1, written byte by byte (not a copy loop)
+  (func $kernel_pattern
+    (local $i i64)
+    (loop $fill
+      (call $store_u8 (local.get $i) (i32.add (i32.mul (i32.wrap_i64 (local.get $i)) (i32.const 5)) (i32.const 1)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $fill (i64.lt_u (local.get $i) (i64.const 65536)))))
 
   ;; output := four u64
   (func $out (param i64 i64 i64 i64) (result i32)
@@ -103,16 +113,13 @@
 
   ;; The shape rustc gives the PDK's `Memory::load` loop.
   (func (export "from_kernel") (result i32)
-    (local $k i64) (local $g i32) (local $n i64) (local $i i64)
+    (local $k i64) (local $g i32) (local $n i64)
     (call $pattern)
-    ;; kernel memory [0, 64 KiB) := bytes i * 5 + 1, written byte by byte (not a copy loop)
-    (loop $fill
-      (call $store_u8 (local.get $i) (i32.add (i32.mul (i32.wrap_i64 (local.get $i)) (i32.const 5)) (i32.const 1)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $fill (i64.lt_u (local.get $i) (i64.const 65536))))
     (local.set $k (call $input_load_u64 (i64.const 0)))
     (local.set $g (i32.wrap_i64 (call $input_load_u64 (i64.const 8))))
     (local.set $n (call $input_load_u64 (i64.const 16)))
+    ;; after reading the input: the pattern covers the input's block
+    (call $kernel_pattern)
     loop
       local.get $g
       local.get $k
@@ -161,4 +168,104 @@
       br_if 0
     end
     (call $out (local.get $i) (i64.extend_i32_u (local.get $g)) (local.get $end) (call $guest_sum)))
+
+  ;; The other shapes src/copy_loop.rs accepts, with the same inputs as the loops above.
+
+  ;; store_u64 loop counting up with a counter of its own (i + 1 != c), reading the guest
+  ;; through a static offset.
+  (func (export "to_kernel_up") (result i32)
+    (local $k i64) (local $g i32) (local $n i64) (local $i i64) (local $k0 i64) (local $fresh i64) (local $sum i64)
+    (call $pattern)
+    (local.set $k (call $input_load_u64 (i64.const 0)))
+    (local.set $g (i32.wrap_i64 (call $input_load_u64 (i64.const 8))))
+    (local.set $n (call $input_load_u64 (i64.const 16)))
+    (local.set $k0 (local.get $k))
+    loop
+      local.get $k
+      local.get $g
+      i64.load offset=16
+      call $store_u64
+      local.get $g
+      i32.const 8
+      i32.add
+      local.set $g
+      local.get $k
+      i64.const 8
+      i64.add
+      local.set $k
+      local.get $i
+      i64.const 1
+      i64.add
+      local.tee $i
+      local.get $n
+      i64.ne
+      br_if 0
+    end
+    (local.set $sum (call $kernel_sum (local.get $k0) (local.get $n)))
+    (local.set $fresh (call $alloc (i64.const 4096)))
+    (call $out (local.get $k) (i64.extend_i32_u (local.get $g))
+      (i64.xor (local.get $i) (call $kernel_sum (local.get $fresh) (i64.const 512)))
+      (local.get $sum)))
+
+  ;; load_u64 loop with a 32-bit counter (c wrapped) counting down to zero, tested by
+  ;; `br_if` on the counter itself.
+  (func (export "from_kernel_i32") (result i32)
+    (local $k i64) (local $g i32) (local $n i32)
+    (call $pattern)
+    (local.set $k (call $input_load_u64 (i64.const 0)))
+    (local.set $g (i32.wrap_i64 (call $input_load_u64 (i64.const 8))))
+    (local.set $n (i32.wrap_i64 (call $input_load_u64 (i64.const 16))))
+    ;; after reading the input: the pattern covers the input's block
+    (call $kernel_pattern)
+    loop
+      local.get $g
+      local.get $k
+      call $load_u64
+      i64.store
+      local.get $k
+      i64.const 8
+      i64.add
+      local.set $k
+      local.get $g
+      i32.const 8
+      i32.add
+      local.set $g
+      local.get $n
+      i32.const -1
+      i32.add
+      local.tee $n
+      br_if 0
+    end
+    (call $out (local.get $k) (i64.extend_i32_u (local.get $g)) (i64.extend_i32_u (local.get $n))
+      (call $guest_sum)))
+
+  ;; store_u64 loop that stops when the guest address reaches b + 8 * c (32-bit, so it may
+  ;; wrap): a condition with a step of 8, on a pointer rather than a counter.
+  (func (export "to_kernel_until") (result i32)
+    (local $k i64) (local $g i32) (local $e i32) (local $k0 i64) (local $n i64) (local $sum i64)
+    (call $pattern)
+    (local.set $k (call $input_load_u64 (i64.const 0)))
+    (local.set $g (i32.wrap_i64 (call $input_load_u64 (i64.const 8))))
+    (local.set $n (call $input_load_u64 (i64.const 16)))
+    (local.set $e (i32.add (local.get $g) (i32.shl (i32.wrap_i64 (local.get $n)) (i32.const 3))))
+    (local.set $k0 (local.get $k))
+    loop
+      local.get $k
+      local.get $g
+      i64.load
+      call $store_u64
+      local.get $k
+      i64.const 8
+      i64.add
+      local.set $k
+      local.get $e
+      local.get $g
+      i32.const 8
+      i32.add
+      local.tee $g
+      i32.ne
+      br_if 0
+    end
+    (local.set $sum (call $kernel_sum (local.get $k0) (local.get $n)))
+    (call $out (local.get $k) (i64.extend_i32_u (local.get $g)) (local.get $n) (local.get $sum)))
 )
