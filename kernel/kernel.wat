@@ -20,9 +20,24 @@
 ;;    granule of each free block (stale tags are cleared when a block stops being free), and no
 ;;    two free blocks are adjacent.
 ;;
-;; Every export validates its arguments as unsigned 64-bit values and never traps (the only
-;; exception is alloc under a host memory limit, where the host's limiter traps the call).
+;; Every export validates its arguments as unsigned 64-bit values and never traps (the
+;; exceptions: alloc under a host memory limit, where the host's limiter traps the call, and
+;; config_get/var_get/var_set, where the host's part traps on what spec/guest-abi.md §6-§7 call
+;; errors).
 (module
+  ;; What only the host has (src/host/): the values of config and vars. The host functions that
+  ;; read and write them are kernel functions below, which call these for the host's part.
+  ;; $what: 0 = config, 1 = vars.
+  ;;   lookup  the value under the key [k, k + len) (the key's block and its length): its
+  ;;           length, 0 when there is none; traps on a bad key
+  ;;   copy    that value into block $h (allocated for it); traps when $h is 0 and the value
+  ;;           is not empty (its block could not be had)
+  ;;   var_set sets (or, for $v = 0, removes) the var; traps on a bad key or value, when vars
+  ;;           are disabled and when the store is full
+  (import "extism-run:host" "lookup" (func $host_lookup (param $what i32) (param $k i64) (param $len i64) (result i64)))
+  (import "extism-run:host" "copy" (func $host_copy (param $what i32) (param $h i64)))
+  (import "extism-run:host" "var_set" (func $host_var_set (param $k i64) (param $klen i64) (param $v i64) (param $vlen i64)))
+
   (memory $data (export "memory") 16)
   (memory $meta 16)
 
@@ -470,16 +485,12 @@
   (func (export "extism-run:end") (result i64 i64 i64)
     (global.get $out_off) (global.get $out_len) (global.get $err))
 
-  ;; ---- the host functions' steps (src/host/), one entry each -----------------------------
-  ;; Lengths of the blocks $a and $b (0 for anything that is not a live block).
-  (func (export "extism-run:lengths") (param $a i64) (param $b i64) (result i64 i64)
-    (call $length (local.get $a)) (call $length (local.get $b)))
-
+  ;; ---- config and vars (spec/guest-abi.md §6-§7): the host keeps the values --------------
   ;; A host function's reply: a block of $n bytes for its result, not zeroed (the host fills it
   ;; at once), then its arguments $x and $y released (guest-abi §13: the result is allocated
   ;; before the arguments are freed, so it is never one of them). 0 for $n = 0; when $n bytes
   ;; cannot be had, 0 and nothing is released.
-  (func (export "extism-run:reply") (param $n i64) (param $x i64) (param $y i64) (result i64)
+  (func $reply (param $n i64) (param $x i64) (param $y i64) (result i64)
     (local $h i64)
     (if (i64.ne (local.get $n) (i64.const 0))
       (then
@@ -489,4 +500,27 @@
     (call $free (local.get $x))
     (call $free (local.get $y))
     (local.get $h))
+
+  ;; The kernel's part of these host functions runs here, so that a call of one enters the
+  ;; host only to look up and copy (two cheap calls out of wasm) instead of the host entering
+  ;; the kernel twice. The key's block is released after the result's is allocated, and not
+  ;; when that fails (§13, as $reply). The two getters differ only in $what.
+  (func (export "config_get") (param $k i64) (result i64)
+    (local $h i64)
+    (local.set $h (call $reply (call $host_lookup (i32.const 0) (local.get $k) (call $length (local.get $k)))
+                               (local.get $k) (i64.const 0)))
+    (call $host_copy (i32.const 0) (local.get $h))
+    (local.get $h))
+
+  (func (export "var_get") (param $k i64) (result i64)
+    (local $h i64)
+    (local.set $h (call $reply (call $host_lookup (i32.const 1) (local.get $k) (call $length (local.get $k)))
+                               (local.get $k) (i64.const 0)))
+    (call $host_copy (i32.const 1) (local.get $h))
+    (local.get $h))
+
+  ;; The value's block is released before the key's.
+  (func (export "var_set") (param $k i64) (param $v i64)
+    (call $host_var_set (local.get $k) (call $length (local.get $k)) (local.get $v) (call $length (local.get $v)))
+    (drop (call $reply (i64.const 0) (local.get $v) (local.get $k))))
 )

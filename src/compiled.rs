@@ -27,7 +27,7 @@ use crate::{
     engine::{CachedModule, EngineKey, Runtime},
     function::Function,
     host::HOST_FUNCTIONS,
-    kernel::{ENV_MODULE, KERNEL_FUNCTIONS},
+    kernel::{ENV_MODULE, KERNEL_BUILTINS, KERNEL_FUNCTIONS, KERNEL_HOST_MODULE},
     kernel_link,
     manifest::{DownloadProgress, Manifest, ManifestExt, ResolvedModule, Wasm},
     plugin_state::{Permissions, PluginState},
@@ -62,6 +62,9 @@ pub(crate) struct Linked {
     /// the linker defines every import (otherwise imports are resolved per store, which
     /// reports what is missing when a plugin is created).
     pub main_pre: Option<InstancePre<PluginState>>,
+    /// The kernel as an instance of its own, pre-linked against `linker`, when it is not
+    /// linked into the main module.
+    pub kernel_pre: Option<InstancePre<PluginState>>,
 }
 
 impl Linked {
@@ -235,9 +238,18 @@ impl CompiledPlugin {
 
 pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     for f in &opts.functions {
-        if f.namespace_or_default() == ENV_MODULE && KERNEL_FUNCTIONS.contains(&f.name()) {
+        if f.namespace_or_default() == ENV_MODULE
+            && KERNEL_FUNCTIONS.contains(&f.name())
+            && !KERNEL_BUILTINS.contains(&f.name())
+        {
             bail!(
                 "host function {ENV_MODULE}::{} would replace a kernel function",
+                f.name()
+            );
+        }
+        if f.namespace_or_default() == KERNEL_HOST_MODULE {
+            bail!(
+                "host function {KERNEL_HOST_MODULE}::{}: the namespace is internal to the runtime",
                 f.name()
             );
         }
@@ -259,11 +271,18 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
         tracing::trace!("module {}: {} bytes", m.name, m.bytes.len());
     }
     let cache_dir = opts.cache_dir.as_deref();
-    let (runtime, compiled) = match compile_modules(&runtime, &resolved, cache_dir)? {
+    // Other modules may import kernel functions too, and are set up before main: they share
+    // one separate kernel instance. A built-in the kernel runs that a user function replaces
+    // must stay an import: a linked module calls the kernel's directly.
+    let link_kernel = resolved.len() == 1
+        && !KERNEL_BUILTINS
+            .iter()
+            .any(|name| replaced(&opts.functions, name));
+    let (runtime, compiled) = match compile_modules(&runtime, &resolved, cache_dir, link_kernel)? {
         Some(compiled) => (runtime, compiled),
         None => {
             let twin = runtime.on_demand()?;
-            let compiled = compile_modules(&twin, &resolved, cache_dir)?
+            let compiled = compile_modules(&twin, &resolved, cache_dir, link_kernel)?
                 .ok_or_else(|| anyhow!("the on-demand runtime refused a module"))?;
             (twin, compiled)
         }
@@ -323,10 +342,8 @@ fn compile_modules(
     runtime: &Arc<Runtime>,
     resolved: &[ResolvedModule<'_>],
     cache_dir: Option<&std::path::Path>,
+    link_kernel: bool,
 ) -> Result<Option<Vec<(String, Arc<CachedModule>)>>> {
-    // Other modules may import kernel functions too, and are set up before main: they share
-    // one separate kernel instance.
-    let link_kernel = resolved.len() == 1;
     let compile = |runtime: &Runtime, bytes: &[u8]| match cache_dir {
         Some(dir) => crate::disk_cache::compile(runtime, dir, bytes, link_kernel),
         None => runtime.compile(bytes, link_kernel),
@@ -388,8 +405,16 @@ fn link(
         let (name, module) = &compiled[i];
         let mut imports = Vec::new();
         for import in module.module.imports() {
+            // A linked module's imports of the kernel's are the kernel's own (kernel_link.rs
+            // refuses a guest's); no guest may import them.
+            if import.module() == KERNEL_HOST_MODULE && module.kernel.is_none() {
+                bail!(
+                    "Invalid import: `{KERNEL_HOST_MODULE}::{}` is internal to the runtime",
+                    import.name()
+                );
+            }
             let source = if import.module() == ENV_MODULE {
-                env_import(&runtime, import.name(), &import.ty())?
+                env_import(&runtime, import.name(), &import.ty(), opts.functions)?
             } else if let Some(&pos) = positions.get(import.module()) {
                 ImportSource::Module(pos)
             } else {
@@ -423,18 +448,43 @@ fn link(
         }
         _ => None,
     };
+    // The kernel's imports are host functions of this linker.
+    let kernel_pre = match modules.last() {
+        Some(main) if main.module.kernel.is_none() => Some(
+            linker
+                .instantiate_pre(&runtime.kernel()?.0)
+                .map_err(anyhow::Error::from)?,
+        ),
+        _ => None,
+    };
     Ok(Linked {
         runtime,
         modules,
         linker,
         main_pre,
+        kernel_pre,
     })
 }
 
+/// Whether a user function replaces the built-in `extism:host/env` function `name`.
+fn replaced(functions: &[Function], name: &str) -> bool {
+    functions
+        .iter()
+        .any(|f| f.namespace_or_default() == ENV_MODULE && f.name() == name)
+}
+
 /// Checks an `extism:host/env` import (`spec/guest-abi.md` §1).
-fn env_import(runtime: &Runtime, name: &str, ty: &ExternType) -> Result<ImportSource> {
+fn env_import(
+    runtime: &Runtime,
+    name: &str,
+    ty: &ExternType,
+    functions: &[Function],
+) -> Result<ImportSource> {
+    if KERNEL_BUILTINS.contains(&name) && replaced(functions, name) {
+        return Ok(ImportSource::Linker);
+    }
     if KERNEL_FUNCTIONS.contains(&name) {
-        let kernel = runtime.kernel()?.0.module();
+        let kernel = &runtime.kernel()?.0;
         let index = kernel
             .get_export_index(name)
             .ok_or_else(|| anyhow!("the kernel does not export `{name}`"))?;

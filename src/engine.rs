@@ -24,21 +24,21 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+use wasmtime::{Config, Engine, Module};
 
 use crate::{
     kernel::{KernelExports, KERNEL_WASM},
     kernel_link,
-    plugin_state::PluginState,
 };
 
 /// An engine and everything compiled for it.
 pub(crate) struct Runtime {
     pub engine: Engine,
     key: EngineKey,
-    /// The kernel as a module of its own, pre-linked (it imports nothing), compiled on first
-    /// use: only plugins of several modules instantiate it ([`Runtime::kernel`]).
-    kernel: OnceLock<(InstancePre<PluginState>, KernelExports)>,
+    /// The kernel as a module of its own, compiled on first use: only plugins whose main
+    /// module it is not linked into instantiate it ([`Runtime::kernel`]; its imports are the
+    /// host's, resolved by each plugin's linker, compiled.rs).
+    kernel: OnceLock<(Module, KernelExports)>,
     /// Compiled modules by [`Runtime::content_hash`] of their bytes; several when hashes collide.
     modules: Mutex<HashMap<u64, Vec<Weak<CachedModule>>>>,
     /// Keys the content hash (random per engine, so nobody can aim collisions at it).
@@ -340,9 +340,8 @@ impl Runtime {
         })
     }
 
-    /// The kernel as a module of its own, ready to instantiate into any store, and where it
-    /// exports what the host uses.
-    pub fn kernel(&self) -> Result<&(InstancePre<PluginState>, KernelExports)> {
+    /// The kernel as a module of its own, and where it exports what the host uses.
+    pub fn kernel(&self) -> Result<&(Module, KernelExports)> {
         if let Some(kernel) = self.kernel.get() {
             return Ok(kernel);
         }
@@ -351,10 +350,7 @@ impl Runtime {
             .context("compiling the kernel")?;
         let exports = KernelExports::find(&module, "")
             .ok_or_else(|| anyhow::anyhow!("the kernel lacks an export the host uses"))?;
-        let pre = Linker::new(&self.engine)
-            .instantiate_pre(&module)
-            .map_err(anyhow::Error::from)?;
-        Ok(self.kernel.get_or_init(|| (pre, exports)))
+        Ok(self.kernel.get_or_init(|| (module, exports)))
     }
 
     /// Compiles `bytes` (binary or text), with the kernel linked in when `link_kernel`, or

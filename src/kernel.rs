@@ -42,7 +42,19 @@ pub const KERNEL_FUNCTIONS: &[&str] = &[
     "error_get",
     "memory_bytes",
     "reset",
+    "config_get",
+    "var_get",
+    "var_set",
 ];
+
+/// The host functions among [`KERNEL_FUNCTIONS`]: the kernel runs them, asking the host for the
+/// values. Unlike the rest, a user host function may replace them (`spec/guest-abi.md` §10:
+/// later definitions shadow built-ins), and then the guest's import is the user's.
+pub const KERNEL_BUILTINS: &[&str] = &["config_get", "var_get", "var_set"];
+
+/// The import namespace of what the kernel asks of the host (src/host/): never resolved for a
+/// guest's own imports.
+pub const KERNEL_HOST_MODULE: &str = "extism-run:host";
 
 /// True when the kernel exports `name` (functions, its memory and globals).
 pub(crate) fn is_export(name: &str) -> bool {
@@ -90,8 +102,6 @@ pub(crate) struct KernelExports {
     error_set: ModuleExport,
     begin: ModuleExport,
     end: ModuleExport,
-    lengths: ModuleExport,
-    reply: ModuleExport,
     /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
     pub start: Option<ModuleExport>,
 }
@@ -112,8 +122,6 @@ impl KernelExports {
             error_set: at("error_set")?,
             begin: at("extism-run:begin")?,
             end: at("extism-run:end")?,
-            lengths: at("extism-run:lengths")?,
-            reply: at("extism-run:reply")?,
             start: at("start"),
         })
     }
@@ -135,8 +143,6 @@ pub(crate) struct Kernel {
     error_set: TypedFunc<u64, ()>,
     begin: TypedFunc<u64, u64>,
     end: TypedFunc<(), (u64, u64, u64)>,
-    lengths: TypedFunc<(u64, u64), (u64, u64)>,
-    reply: TypedFunc<(u64, u64, u64), u64>,
     /// In an async plugin's store the kernel is entered directly, without a fiber
     /// (fiber.rs).
     asynchronous: bool,
@@ -182,8 +188,6 @@ impl Kernel {
             error_set: func(s, i, &e.error_set)?,
             begin: func(s, i, &e.begin)?,
             end: func(s, i, &e.end)?,
-            lengths: func(s, i, &e.lengths)?,
-            reply: func(s, i, &e.reply)?,
             asynchronous,
         })
     }
@@ -231,38 +235,6 @@ impl Kernel {
     /// The end of a call in one kernel entry: output offset and length, and the error handle.
     pub fn end(&self, store: impl AsContextMut<Data: Send>) -> Result<(u64, u64, u64)> {
         Ok(self.enter(&self.end, store, ())?)
-    }
-
-    /// Lengths of the blocks `a` and `b` in one entry (0 for anything that is not a live
-    /// block): a host function's first step.
-    pub fn lengths(
-        &self,
-        store: impl AsContextMut<Data: Send>,
-        a: u64,
-        b: u64,
-    ) -> Result<(u64, u64)> {
-        Ok(self.enter(&self.lengths, store, (a, b))?)
-    }
-
-    /// A host function's last step in one entry: a block of `n` bytes for its result (0 for
-    /// `n == 0`), not zeroed, which the caller fills at once; then the argument blocks `x` and
-    /// `y` freed (0 or dead handles are skipped). When the block cannot be had, an error and
-    /// nothing is freed.
-    pub fn reply(
-        &self,
-        store: impl AsContextMut<Data: Send>,
-        n: u64,
-        x: u64,
-        y: u64,
-    ) -> Result<u64> {
-        if (n, x, y) == (0, 0, 0) {
-            return Ok(0);
-        }
-        let handle = self.enter(&self.reply, store, (n, x, y))?;
-        if n != 0 && handle == 0 {
-            return Err(allocation_failed(n));
-        }
-        Ok(handle)
     }
 
     pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {
@@ -340,7 +312,7 @@ impl Kernel {
     }
 }
 
-fn allocation_failed(n: u64) -> anyhow::Error {
+pub(crate) fn allocation_failed(n: u64) -> anyhow::Error {
     anyhow::anyhow!("failed to allocate {n} bytes of Extism memory")
 }
 

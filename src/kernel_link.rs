@@ -48,12 +48,12 @@ use wasmparser::{
 
 use crate::{
     copy_loop::{KernelPlaces, Transfer},
-    kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_WASM},
+    kernel::{ENV_MODULE, KERNEL_FUNCTIONS, KERNEL_HOST_MODULE, KERNEL_WASM},
 };
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 5;
+pub const REVISION: u32 = 6;
 
 /// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
 /// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A
@@ -243,6 +243,9 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
         return Ok(None);
     };
     check_exports(g.exports.iter().map(|(name, _, _)| name.as_str()))?;
+    if let Some((_, name, _)) = g.imports.iter().find(|(m, _, _)| m == KERNEL_HOST_MODULE) {
+        bail!("Invalid import: `{KERNEL_HOST_MODULE}::{name}` is internal to the runtime");
+    }
     let kernel_export = |name: &str, kind: ExternalKind| {
         k.exports
             .iter()
@@ -251,14 +254,24 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
     };
 
     // Function index space of the linked module: the guest's imports minus the kernel
-    // functions, the guest's functions, then the kernel's (the kernel imports nothing).
+    // functions, the kernel's imports (what it asks of the host), the guest's functions, then
+    // the kernel's.
     let removed: u32 = g
         .imports
         .iter()
         .filter(|(m, n, ty)| is_kernel_function(m, n, ty))
         .count() as u32;
     let kept_imports = g.imported_functions - removed;
-    let kernel_base = kept_imports + g.defined_types.len() as u32;
+    let kernel_imports = k.imported_functions;
+    let kernel_base = kept_imports + kernel_imports + g.defined_types.len() as u32;
+    let mut kernel_remap = KernelRemap {
+        types: g.signatures.len() as u32,
+        imports: kept_imports,
+        imported: kernel_imports,
+        functions: kernel_base,
+        memories: g.imported_memories + g.defined_memories,
+        globals: g.imported_globals + g.defined_globals,
+    };
     let mut functions = Vec::with_capacity(g.imported_functions as usize);
     let mut hot = HashMap::new();
     let mut transfers = HashMap::new();
@@ -278,7 +291,7 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
         let want = g.signatures.get(ty as usize).cloned().flatten();
         let have = k
             .defined_types
-            .get(index as usize)
+            .get(index.wrapping_sub(kernel_imports) as usize)
             .and_then(|&t| k.signatures.get(t as usize).cloned().flatten());
         if want != have {
             bail!(
@@ -294,7 +307,7 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
                 transfers.insert(functions.len() as u32, t);
             }
         }
-        functions.push(kernel_base + index);
+        functions.push(kernel_remap.function(index));
     }
 
     let global_base = g.imported_globals + g.defined_globals;
@@ -312,6 +325,7 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
         functions,
         imported_functions: g.imported_functions,
         removed,
+        added: kernel_imports,
         hot,
         transfers,
         memories32: g.memories32.clone(),
@@ -326,25 +340,20 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
         copy_loops: 0,
         small_copies: 0,
         limits: Limits {
-            functions: kernel_base + removed,
+            functions: g.imported_functions + g.defined_types.len() as u32,
             memories: memory_base,
             globals: global_base,
             types: g.signatures.len() as u32,
         },
         kernel: KernelState {
-            alloc: kernel_base + alloc,
+            alloc: kernel_remap.function(alloc),
             memory: memory_base + memory,
             in_off,
             in_len,
             clean,
         },
     };
-    let mut kernel_remap = KernelRemap {
-        types: g.signatures.len() as u32,
-        functions: kernel_base,
-        memories: memory_base,
-        globals: global_base,
-    };
+
     match assemble(guest, &k, &mut guest_remap, &mut kernel_remap) {
         Ok(bytes) => {
             tracing::debug!(
@@ -470,7 +479,7 @@ fn names(
     let mut functions: Vec<(u32, String)> = kernel_function_names()
         .iter()
         .enumerate()
-        .map(|(i, name)| (kr.functions + i as u32, name.clone()))
+        .map(|(i, name)| (kr.function(i as u32), name.clone()))
         .collect();
     let mut module = None;
     // Subsections must come in order of id: module and functions first, the rest after.
@@ -549,25 +558,25 @@ fn indirect_names(
     Ok(moved)
 }
 
-/// Names of the kernel's functions by index, as the linked module's name section gives them:
-/// `[kernel] ` and the kernel's own name for it (kernel.wat), else the export name guests
-/// import (`free`), else its runtime export name.
+/// Names of the kernel's functions by the kernel's own index (its imports first), as the
+/// linked module's name section gives them: `[kernel] ` and the kernel's own name for it
+/// (kernel.wat), else the export name guests import (`free`), else its runtime export name;
+/// `[host] NAME` for an import.
 pub(crate) fn kernel_function_names() -> &'static [String] {
     static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
         let Ok(Some(k)) = scan(KERNEL_WASM) else {
             return Vec::new();
         };
-        let count = k.defined_types.len();
+        let imported = k.imported_functions as usize;
+        let count = imported + k.defined_types.len();
         let mut public: Vec<Option<String>> = vec![None; count];
         let mut runtime: Vec<Option<String>> = vec![None; count];
         for (name, kind, index) in &k.exports {
             if !matches!(kind, ExternalKind::Func | ExternalKind::FuncExact) {
                 continue;
             }
-            let Some(slot) = (index.checked_sub(k.imported_functions)).map(|i| i as usize) else {
-                continue;
-            };
+            let slot = *index as usize;
             let slots = match name.strip_prefix("extism-run:") {
                 Some(_) => &mut runtime,
                 None => &mut public,
@@ -587,16 +596,20 @@ pub(crate) fn kernel_function_names() -> &'static [String] {
             for sub in reader.into_iter().flatten() {
                 if let wasmparser::Name::Function(map) = sub {
                     for naming in map.into_iter().flatten() {
-                        let slot = naming.index.checked_sub(k.imported_functions);
-                        if let Some(s) = slot.and_then(|i| own.get_mut(i as usize)) {
+                        if let Some(s) = own.get_mut(naming.index as usize) {
                             *s = Some(naming.name.to_string());
                         }
                     }
                 }
             }
         }
-        let mut names: Vec<String> = Vec::with_capacity(count);
-        for i in 0..count {
+        let mut names: Vec<String> = k
+            .imports
+            .iter()
+            .filter(|(_, _, ty)| matches!(ty, TypeRef::Func(_) | TypeRef::FuncExact(_)))
+            .map(|(_, name, _)| format!("[host] {name}"))
+            .collect();
+        for i in imported..count {
             let base = own[i]
                 .clone()
                 .or_else(|| public[i].clone())
@@ -707,6 +720,8 @@ struct GuestRemap {
     functions: Vec<u32>,
     imported_functions: u32,
     removed: u32,
+    /// How many functions the kernel imports: they come before the guest's own.
+    added: u32,
     /// How many functions (imported and defined), memories, globals and types the guest has.
     limits: Limits,
     /// Inlined kernel functions, by the guest's original function index.
@@ -801,7 +816,7 @@ impl Reencode for GuestRemap {
                 .copied()
                 .ok_or(reencode::Error::UserError("function index out of range"));
         }
-        Ok(func - self.removed)
+        Ok(func - self.removed + self.added)
     }
 
     fn parse_function_body(
@@ -982,9 +997,23 @@ fn next_op<'a>(
 /// Index mapping for the kernel's code: everything moves past the guest's.
 struct KernelRemap {
     types: u32,
+    /// Where the kernel's imports go (after the guest's), and how many there are.
+    imports: u32,
+    imported: u32,
+    /// Where the kernel's own functions go (after the guest's).
     functions: u32,
     memories: u32,
     globals: u32,
+}
+
+impl KernelRemap {
+    /// The linked index of the kernel's function `func`.
+    fn function(&self, func: u32) -> u32 {
+        match func.checked_sub(self.imported) {
+            Some(own) => self.functions + own,
+            None => self.imports + func,
+        }
+    }
 }
 
 impl Reencode for KernelRemap {
@@ -994,7 +1023,7 @@ impl Reencode for KernelRemap {
         Ok(self.types + ty)
     }
     fn function_index(&mut self, func: u32) -> ReResult<u32> {
-        Ok(self.functions + func)
+        Ok(self.function(func))
     }
     fn memory_index(&mut self, memory: u32) -> ReResult<u32> {
         Ok(self.memories + memory)

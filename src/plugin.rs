@@ -765,7 +765,7 @@ fn recorder(compiled: &Compiled, linked: &Linked) -> Result<Option<Box<crate::pr
         .collect();
     let kernel = match linked.main().module.kernel {
         Some(_) => None,
-        None => Some(linked.runtime.kernel()?.0.module().clone()),
+        None => Some(linked.runtime.kernel()?.0.clone()),
     };
     Ok(Some(Box::new(crate::profile::Recorder::new(
         options,
@@ -863,7 +863,11 @@ fn setup(
     let kernel = if main.module.kernel.is_some() {
         None
     } else {
-        let (pre, exports) = linked.runtime.kernel()?;
+        let exports = &linked.runtime.kernel()?.1;
+        let pre = linked
+            .kernel_pre
+            .as_ref()
+            .ok_or_else(|| anyhow!("the plugin's kernel is not pre-linked"))?;
         let instance = fiber::instantiate_pre(pre, &mut store, asynchronous)?;
         let kernel = Kernel::new(&mut store, instance, exports, asynchronous)?;
         store.data_mut().set_kernel(kernel.clone());

@@ -108,6 +108,14 @@ impl PluginState {
             .ok_or_else(|| anyhow!("the plugin's kernel is not instantiated"))
     }
 
+    /// The kernel's memory, for host code that reads and writes blocks itself.
+    pub fn kernel_memory(&self) -> Result<wasmtime::Memory> {
+        self.kernel
+            .as_ref()
+            .map(|k| k.memory)
+            .ok_or_else(|| anyhow!("the plugin's kernel is not instantiated"))
+    }
+
     pub fn set_kernel(&mut self, kernel: Kernel) {
         self.kernel = Some(Arc::new(kernel));
     }

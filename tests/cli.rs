@@ -1588,7 +1588,7 @@ fn profile_writes_a_flame_graph_of_every_loop_call() {
         .success()
         .stderr(predicate::str::contains("profile: ").and(predicate::str::contains("run.svg")));
     let frames = svg_frames(&out);
-    for frame in ["host_and_kernel", "[host] config_get"] {
+    for frame in ["host_and_kernel", "[host] get_log_level"] {
         assert!(frames.iter().any(|f| f == frame), "{frame} in {frames:?}");
     }
     // The guest's `alloc` and `free` calls (which of the two short calls a sample lands in

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{pdk, wat};
-use extism::{CompiledPlugin, Manifest, Plugin, PluginBuilder, Wasm};
+use extism::{CompiledPlugin, Function, Manifest, Plugin, PluginBuilder, UserData, ValType, Wasm};
 
 /// testdata/wat/NAME.wat with the kernel linked in (one module) or as its own instance (a
 /// second, empty module in the manifest keeps the kernel separate).
@@ -265,10 +265,7 @@ fn the_runtime_s_own_kernel_exports_cannot_be_imported() {
         ("extism-run:alloc_filled", "(func (param i64) (result i64))"),
         ("extism-run:clean", "(global (mut i64))"),
         ("extism-run:begin", "(func (param i64) (result i64))"),
-        (
-            "extism-run:reply",
-            "(func (param i64 i64 i64) (result i64))",
-        ),
+        ("extism-run:end", "(func (result i64 i64 i64))"),
     ] {
         let wat = format!(r#"(module (import "extism:host/env" "{name}" {ty}))"#);
         let err = Plugin::new(wat.as_bytes(), [], false).unwrap_err();
@@ -277,6 +274,39 @@ fn the_runtime_s_own_kernel_exports_cannot_be_imported() {
             format!("Invalid import from extism:host/env: `{name}` is internal to the runtime")
         );
     }
+    // Nor what the kernel asks of the host, linked or not, nor may a host function take its
+    // place.
+    let guest = br#"(module
+        (import "extism-run:host" "copy" (func (param i32 i64)))
+        (memory (export "memory") 1)
+        (func (export "f") (result i32) (i32.const 0)))"#;
+    let separate = Manifest::new([
+        Wasm::data(guest.to_vec()),
+        Wasm::data(b"(module)".to_vec()).with_name("other"),
+    ]);
+    for builder in [PluginBuilder::new(&guest[..]), PluginBuilder::new(separate)] {
+        let err = builder.build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Invalid import: `extism-run:host::copy` is internal to the runtime"
+        );
+    }
+    let shadow = Function::new(
+        "copy",
+        [ValType::I32, ValType::I64],
+        [],
+        UserData::new(()),
+        |_, _, _, _| Ok(()),
+    )
+    .with_namespace("extism-run:host");
+    let err = PluginBuilder::new(wat("copy_loops"))
+        .with_functions([shadow])
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "host function extism-run:host::copy: the namespace is internal to the runtime"
+    );
 }
 
 /// Each module is invalid on its own: it names a memory, global, function or type it does not

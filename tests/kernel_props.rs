@@ -38,8 +38,16 @@ fn gran(n: u64) -> u64 {
     (n + 15) & !15
 }
 
+/// The host's side of the kernel's imports (config and vars, kernel.wat): records what the
+/// kernel asks, and answers `lookup` with `value_len`.
+#[derive(Default)]
+struct Host {
+    value_len: u64,
+    asked: Vec<(&'static str, [u64; 4])>,
+}
+
 struct Kernel {
-    store: Store<()>,
+    store: Store<Host>,
     instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i64, i64>,
@@ -67,8 +75,34 @@ struct Kernel {
 // Every call unwraps: a trap anywhere is a test failure ("no export ever traps").
 impl Kernel {
     fn new(module: &Module) -> Kernel {
-        let mut store = Store::new(engine(), ());
-        let instance = Instance::new(&mut store, module, &[]).unwrap();
+        let mut store = Store::new(engine(), Host::default());
+        let lookup = wasmtime::Func::wrap(
+            &mut store,
+            |mut c: wasmtime::Caller<'_, Host>, what: i32, k: i64, len: i64| {
+                let host = c.data_mut();
+                host.asked
+                    .push(("lookup", [what as u64, k as u64, len as u64, 0]));
+                host.value_len as i64
+            },
+        );
+        let copy = wasmtime::Func::wrap(
+            &mut store,
+            |mut c: wasmtime::Caller<'_, Host>, what: i32, h: i64| {
+                c.data_mut()
+                    .asked
+                    .push(("copy", [what as u64, h as u64, 0, 0]));
+            },
+        );
+        let var_set = wasmtime::Func::wrap(
+            &mut store,
+            |mut c: wasmtime::Caller<'_, Host>, k: i64, kl: i64, v: i64, vl: i64| {
+                c.data_mut()
+                    .asked
+                    .push(("var_set", [k as u64, kl as u64, v as u64, vl as u64]));
+            },
+        );
+        let imports = [lookup.into(), copy.into(), var_set.into()];
+        let instance = Instance::new(&mut store, module, &imports).unwrap();
         let memory = instance.get_memory(&mut store, "memory").unwrap();
         macro_rules! f {
             ($name:literal) => {
@@ -704,7 +738,26 @@ proptest! {
 #[test]
 fn exports_match_upstream() {
     let module = module();
-    assert_eq!(module.imports().len(), 0, "the kernel imports nothing");
+    // What only the host has: config and vars (src/host/).
+    let imports: Vec<String> = module
+        .imports()
+        .map(|i| {
+            let f = i.ty().func().cloned().expect("a function import");
+            let types = |t: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                t.map(|t| t.to_string()).collect::<Vec<_>>().join(" ")
+            };
+            let (params, results) = (types(&mut f.params()), types(&mut f.results()));
+            format!("{}::{} ({params}) -> ({results})", i.module(), i.name())
+        })
+        .collect();
+    assert_eq!(
+        imports,
+        [
+            "extism-run:host::lookup (i32 i64 i64) -> (i64)",
+            "extism-run:host::copy (i32 i64) -> ()",
+            "extism-run:host::var_set (i64 i64 i64 i64) -> ()",
+        ]
+    );
     let want: &[(&str, &[&str], &[&str])] = &[
         ("alloc", &["i64"], &["i64"]),
         ("free", &["i64"], &[]),
@@ -726,6 +779,10 @@ fn exports_match_upstream() {
         ("error_get", &[], &["i64"]),
         ("memory_bytes", &[], &["i64"]),
         ("reset", &[], &[]),
+        // Host functions the kernel implements, asking the host for the values.
+        ("config_get", &["i64"], &["i64"]),
+        ("var_get", &["i64"], &["i64"]),
+        ("var_set", &["i64", "i64"], &[]),
         // The runtime's own (guests cannot import it): alloc without zeroing, for blocks the
         // host fills at once.
         ("extism-run:alloc_filled", &["i64"], &["i64"]),
@@ -735,10 +792,6 @@ fn exports_match_upstream() {
         // offset, output length and error handle at once.
         ("extism-run:begin", &["i64"], &["i64"]),
         ("extism-run:end", &[], &["i64", "i64", "i64"]),
-        // The host functions' steps: two blocks' lengths; the result's block allocated and
-        // two argument blocks freed.
-        ("extism-run:lengths", &["i64", "i64"], &["i64", "i64"]),
-        ("extism-run:reply", &["i64", "i64", "i64"], &["i64"]),
     ];
     let mut seen = 0;
     for e in module.exports() {
@@ -958,11 +1011,12 @@ fn begin_and_end_are_the_host_s_steps_in_one_entry() {
 /// its separate steps did: `length` of each argument; `alloc_filled` of the result, then `free`
 /// of each argument (nothing freed when the result's block cannot be had).
 #[test]
-fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
+fn config_and_var_functions_are_the_host_s_part_between_kernel_steps() {
     let mut one = Kernel::new(module());
     let mut steps = Kernel::new(module());
-    let lengths: TypedFunc<(i64, i64), (i64, i64)> = one.func("extism-run:lengths");
-    let reply: TypedFunc<(i64, i64, i64), i64> = one.func("extism-run:reply");
+    let config_get: TypedFunc<i64, i64> = one.func("config_get");
+    let var_get: TypedFunc<i64, i64> = one.func("var_get");
+    let var_set: TypedFunc<(i64, i64), ()> = one.func("var_set");
     let alloc_filled: TypedFunc<i64, i64> = steps.func("extism-run:alloc_filled");
     let mut live: Vec<u64> = Vec::new();
     for round in 0..300u64 {
@@ -980,25 +1034,47 @@ fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
             }
         };
         let (x, y) = (pick(round), pick(round / 3 + 5));
-        let got = lengths.call(&mut one.store, (x as i64, y as i64)).unwrap();
-        assert_eq!(
-            (got.0 as u64, got.1 as u64),
-            (steps.length(x), steps.length(y))
-        );
         let n = match round % 5 {
             0 => 0,
             1 => 1 << 33, // cannot be had
             _ => round * 101 % 9000 + 1,
         };
-        let h = reply
-            .call(&mut one.store, (n as i64, x as i64, y as i64))
-            .unwrap() as u64;
-        let expected = alloc_filled.call(&mut steps.store, n as i64).unwrap() as u64;
+        // config_get or var_get of key x, whose value is n bytes: the host is asked for the
+        // value by the key's block and length, then to copy it into the block allocated
+        // unzeroed for it; the key is freed after that block was had, and kept when it wasn't.
+        let (get, what) = match round % 2 {
+            0 => (&config_get, 0),
+            _ => (&var_get, 1),
+        };
+        one.store.data_mut().value_len = n;
+        let h = get.call(&mut one.store, x as i64).unwrap() as u64;
+        let expected = match n {
+            0 => 0,
+            n => alloc_filled.call(&mut steps.store, n as i64).unwrap() as u64,
+        };
         assert_eq!(h, expected, "result handle for {n} bytes");
+        let asked = std::mem::take(&mut one.store.data_mut().asked);
+        assert_eq!(
+            asked,
+            [
+                ("lookup", [what, x, steps.length(x), 0]),
+                ("copy", [what, h, 0, 0])
+            ],
+            "round {round}"
+        );
         if n == 0 || expected != 0 {
             steps.free(x);
-            steps.free(y);
         }
+        // var_set of x and y: both blocks and their lengths, then the value's freed and the
+        // key's.
+        var_set.call(&mut one.store, (x as i64, y as i64)).unwrap();
+        let asked = std::mem::take(&mut one.store.data_mut().asked);
+        assert_eq!(
+            asked,
+            [("var_set", [x, steps.length(x), y, steps.length(y)])]
+        );
+        steps.free(y);
+        steps.free(x);
         for &b in &live {
             assert_eq!(one.length(b), steps.length(b), "round {round}, block {b}");
         }
@@ -1006,5 +1082,8 @@ fn lengths_and_reply_are_a_host_function_s_steps_in_one_entry_each() {
             live.push(h);
         }
         assert_eq!(one.memory_bytes(), steps.memory_bytes());
+        // The same allocation history from here on.
+        let (p, q) = (one.alloc(48), steps.alloc(48));
+        assert_eq!(p, q, "round {round}");
     }
 }

@@ -452,6 +452,63 @@ fn host_functions_in_any_namespace_with_every_value_type() {
     assert_eq!(f64::from_le_bytes(out.try_into().unwrap()), 38.75);
 }
 
+/// `config_get`, `var_get` and `var_set` run in the kernel (kernel.wat), but stay built-ins a
+/// user function may replace (spec/guest-abi.md §10): the guest then calls the user's.
+#[test]
+fn user_functions_replace_the_built_ins_the_kernel_runs() {
+    let guest = r#"(module
+        (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+        (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+        (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+        (func (export "config") (result i32) (local $h i64)
+            (local.set $h (call $config_get (i64.const 0)))
+            (call $output_set (local.get $h) (call $length (local.get $h)))
+            (i32.const 0))
+        (func (export "var") (result i32) (local $h i64)
+            (local.set $h (call $var_get (i64.const 0)))
+            (call $output_set (local.get $h) (call $length (local.get $h)))
+            (i32.const 0)))"#;
+    let replacement = |name: &'static str| {
+        Function::new(
+            name,
+            [extism::PTR],
+            [extism::PTR],
+            UserData::new(()),
+            move |plugin, _, outputs, _| {
+                let handle = plugin.memory_new(format!("{name} replaced"))?;
+                outputs[0] = plugin.memory_to_val(handle);
+                Ok(())
+            },
+        )
+        .with_namespace("extism:host/env")
+    };
+    let manifest = || {
+        Manifest::new([Wasm::data(guest.as_bytes().to_vec())])
+            .with_config_key("", "the config value")
+    };
+    let compiled = CompiledPlugin::new(
+        PluginBuilder::new(manifest()).with_functions([replacement("config_get")]),
+    )
+    .unwrap();
+    assert!(!compiled.kernel_linked());
+    let mut p = Plugin::new_from_compiled(&compiled).unwrap();
+    assert_eq!(
+        p.call::<&str, &str>("config", "").unwrap(),
+        "config_get replaced"
+    );
+    // The other built-in is still the runtime's (no var: no value).
+    assert_eq!(p.call::<&str, &str>("var", "").unwrap(), "");
+    // Without a replacement, the runtime's.
+    let mut p = PluginBuilder::new(manifest()).build().unwrap();
+    assert_eq!(
+        p.call::<&str, &str>("config", "").unwrap(),
+        "the config value"
+    );
+    let mut p = Plugin::new(guest.as_bytes(), [replacement("var_get")], false).unwrap();
+    assert_eq!(p.call::<&str, &str>("var", "").unwrap(), "var_get replaced");
+}
+
 #[test]
 fn plugin_ids_are_random_uuid_v4() {
     let a = plugin("echo");

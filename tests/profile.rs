@@ -224,12 +224,12 @@ fn host_functions_and_kernel_functions_are_named_as_such() {
     let check = |profile: &Profile, linked: bool| {
         let stacks = stacks(profile);
         let text = profile.collapsed();
-        let host = inclusive(&stacks, "[host] config_get");
+        let host = inclusive(&stacks, "[host] get_log_level");
         assert!(host > 0, "{text}");
         assert!(
             stacks
                 .iter()
-                .any(|(f, _)| f == &["host_and_kernel", "[host] config_get"]),
+                .any(|(f, _)| f == &["host_and_kernel", "[host] get_log_level"]),
             "{text}"
         );
         // `alloc` and `free` are calls of the kernel (only the byte-moving functions are

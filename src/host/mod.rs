@@ -1,4 +1,6 @@
-//! The `extism:host/env` functions the host implements (`spec/guest-abi.md` §6–§9).
+//! The `extism:host/env` functions the host implements (`spec/guest-abi.md` §6–§9), and the
+//! host's part of those the kernel implements (`config_get`, `var_get`, `var_set`: the
+//! kernel's imports from [`KERNEL_HOST_MODULE`], kernel.wat).
 //!
 //! Owns their guest-visible behaviour: argument validation, trap messages and handle
 //! ownership (§13: the host frees the handles it consumes, and always allocates a result
@@ -14,15 +16,12 @@ use anyhow::{bail, Result};
 use wasmtime::{Caller, Linker};
 
 use crate::{
-    kernel::{Kernel, ENV_MODULE},
+    kernel::{ENV_MODULE, KERNEL_HOST_MODULE},
     plugin_state::PluginState,
 };
 
 /// Names of the host-implemented `extism:host/env` functions.
 pub const HOST_FUNCTIONS: &[&str] = &[
-    "config_get",
-    "var_get",
-    "var_set",
     "http_request",
     "http_status_code",
     "http_headers",
@@ -63,15 +62,24 @@ pub(crate) use define;
 /// functions for an async plugin).
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>, asynchronous: bool) -> Result<()> {
     let l = linker;
-    define!(l, asynchronous, "config_get", move |c, k| trap(
-        config::config_get(c, k)
-    ));
-    define!(l, asynchronous, "var_get", move |c, k| trap(var::var_get(
-        c, k
-    )));
-    define!(l, asynchronous, "var_set", move |c, k, v| trap(
-        var::var_set(c, k, v)
-    ));
+    // The kernel's imports: plain host calls in async plugins too, as they never enter wasm.
+    l.func_wrap(
+        KERNEL_HOST_MODULE,
+        "lookup",
+        |c: Caller<'_, PluginState>, what: i32, key: u64, len: u64| trap(lookup(c, what, key, len)),
+    )?;
+    l.func_wrap(
+        KERNEL_HOST_MODULE,
+        "copy",
+        |c: Caller<'_, PluginState>, what: i32, handle: u64| trap(copy(c, what, handle)),
+    )?;
+    l.func_wrap(
+        KERNEL_HOST_MODULE,
+        "var_set",
+        |c: Caller<'_, PluginState>, key: u64, key_len: u64, value: u64, value_len: u64| {
+            trap(var::var_set(c, key, key_len, value, value_len))
+        },
+    )?;
     define!(l, asynchronous, "http_request", move |c, r, b| trap(
         http::http_request(c, r, b)
     ));
@@ -93,18 +101,50 @@ fn trap<T>(r: Result<T>) -> wasmtime::Result<T> {
     r.map_err(wasmtime::Error::from_anyhow)
 }
 
+/// What the kernel's `lookup` and `copy` read: config (0) or vars (1).
+fn values(what: i32) -> Result<fn(&PluginState) -> Option<&[u8]>> {
+    match what {
+        0 => Ok(config::value),
+        1 => Ok(var::value),
+        _ => bail!("the kernel asked for values of an unknown kind {what}"),
+    }
+}
+
+/// The kernel's `lookup` for `config_get` and `var_get`: the key `[key, key + len)` read into
+/// [`PluginState::key`], the length of the value under it (0 when there is none).
+fn lookup(mut caller: Caller<'_, PluginState>, what: i32, key: u64, len: u64) -> Result<u64> {
+    let value = values(what)?;
+    let name = match what {
+        0 => "config key",
+        _ => "var key",
+    };
+    read_key(&mut caller, key, len, name)?;
+    Ok(value(caller.data()).map_or(0, <[u8]>::len) as u64)
+}
+
+/// The kernel's `copy`: the value [`lookup`] found, looked up again by the same key, into the
+/// block `handle` the kernel allocated for it (0 when that failed).
+fn copy(mut caller: Caller<'_, PluginState>, what: i32, handle: u64) -> Result<()> {
+    let value = values(what)?;
+    let memory = caller.data().kernel_memory()?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let value = value(state).unwrap_or_default();
+    if value.is_empty() {
+        return Ok(());
+    }
+    if handle == 0 {
+        return Err(crate::kernel::allocation_failed(value.len() as u64));
+    }
+    crate::kernel::range_mut(data, handle, value.len() as u64)?.copy_from_slice(value);
+    Ok(())
+}
+
 /// Reads the key argument of `config_get`, `var_get` or `var_set` into the store's scratch
-/// [`PluginState::key`] (reused, so a lookup allocates nothing, and the key's block can be
-/// freed in the same kernel entry that allocates the result). `len` is the block's length from
-/// [`Kernel::lengths`]; `0` is the empty key, otherwise it must be a live block of UTF-8.
-fn read_key(
-    kernel: &Kernel,
-    caller: &mut Caller<'_, PluginState>,
-    handle: u64,
-    len: u64,
-    what: &str,
-) -> Result<()> {
-    let (memory, state) = kernel.memory.data_and_store_mut(caller);
+/// [`PluginState::key`] (reused, so a lookup allocates nothing). `len` is the block's length
+/// (the kernel's `length`); `0` is the empty key, otherwise it must be a live block of UTF-8.
+fn read_key(caller: &mut Caller<'_, PluginState>, handle: u64, len: u64, what: &str) -> Result<()> {
+    let memory = caller.data().kernel_memory()?;
+    let (data, state) = memory.data_and_store_mut(caller);
     state.key.clear();
     if handle == 0 {
         return Ok(());
@@ -113,34 +153,7 @@ fn read_key(
         bail!("invalid handle offset for {what}: {handle}");
     }
     state.key.push_str(std::str::from_utf8(crate::kernel::range(
-        memory, handle, len,
+        data, handle, len,
     )?)?);
     Ok(())
-}
-
-/// `config_get` and `var_get`: the value that `lookup` finds under the key argument (read into
-/// [`PluginState::key`]), in a new block; 0 when there is none or it is empty (zero-length
-/// blocks do not exist). Two kernel entries: the key's length, then the result's block
-/// allocated and the key freed.
-fn value_of_key(
-    mut caller: Caller<'_, PluginState>,
-    key: u64,
-    what: &str,
-    lookup: fn(&PluginState) -> Option<&[u8]>,
-) -> Result<u64> {
-    let kernel = caller.data().kernel()?;
-    let (key_len, _) = match key {
-        0 => (0, 0),
-        k => kernel.lengths(&mut caller, k, 0)?,
-    };
-    read_key(&kernel, &mut caller, key, key_len, what)?;
-    let value_len = lookup(caller.data()).map_or(0, <[u8]>::len);
-    let result = kernel.reply(&mut caller, value_len as u64, key, 0)?;
-    if result != 0 {
-        // Looked up again: the value borrows the store, which the kernel entry needed.
-        let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
-        let value = lookup(state).unwrap_or_default();
-        crate::kernel::range_mut(memory, result, value.len() as u64)?.copy_from_slice(value);
-    }
-    Ok(result)
 }

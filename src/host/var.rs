@@ -1,43 +1,45 @@
-//! `var_get`/`var_set`: the per-instance variable store (`spec/guest-abi.md` §7).
+//! `var_get`/`var_set`: the per-instance variable store (`spec/guest-abi.md` §7). The kernel
+//! runs both functions (kernel.wat); the host looks values up and stores them.
 
 use anyhow::{bail, Result};
 use wasmtime::Caller;
 
-use super::{read_key, value_of_key};
+use super::read_key;
 use crate::{kernel, plugin_state::PluginState};
 
 /// Bookkeeping bytes upstream counts per entry.
 const ENTRY_OVERHEAD: u64 = 48;
 
-pub(super) fn var_get(caller: Caller<'_, PluginState>, key: u64) -> Result<u64> {
-    value_of_key(caller, key, "var key", |s| {
-        s.vars.get(&s.key).map(Vec::as_slice)
-    })
+/// The var under the key in [`PluginState::key`].
+pub(super) fn value(s: &PluginState) -> Option<&[u8]> {
+    s.vars.get(&s.key).map(Vec::as_slice)
 }
 
-/// Two kernel entries: both lengths, then both blocks freed. Setting a var that exists reuses
-/// its buffer (no allocation for the usual counter or state of fixed size).
-pub(super) fn var_set(mut caller: Caller<'_, PluginState>, key: u64, value: u64) -> Result<()> {
+/// The kernel's `var_set`, given both blocks and their lengths (the kernel frees them after).
+/// Setting a var that exists reuses its buffer (no allocation for the usual counter or state
+/// of fixed size).
+pub(super) fn var_set(
+    mut caller: Caller<'_, PluginState>,
+    key: u64,
+    key_len: u64,
+    value: u64,
+    value_len: u64,
+) -> Result<()> {
     let max = caller.data().permissions.max_var_bytes;
     if max == 0 {
         bail!("Vars are disabled by this host");
     }
-    let kernel = caller.data().kernel()?;
-    let (key_len, value_len) = match (key, value) {
-        (0, 0) => (0, 0),
-        (k, v) => kernel.lengths(&mut caller, k, v)?,
-    };
-    read_key(&kernel, &mut caller, key, key_len, "var key")?;
+    read_key(&mut caller, key, key_len, "var key")?;
     if value == 0 {
         let state = caller.data_mut();
         state.vars.remove(&state.key);
-        kernel.reply(&mut caller, 0, key, 0)?;
         return Ok(());
     }
     if value_len == 0 {
         bail!("invalid handle offset for var value: {value}");
     }
-    let (memory, state) = kernel.memory.data_and_store_mut(&mut caller);
+    let memory = caller.data().kernel_memory()?;
+    let (memory, state) = memory.data_and_store_mut(&mut caller);
     let bytes = kernel::range(memory, value, value_len)?;
     // Upstream's accounting: every existing entry (the old value of this key included) plus
     // the new one, each with a fixed overhead.
@@ -60,6 +62,5 @@ pub(super) fn var_set(mut caller: Caller<'_, PluginState>, key: u64, value: u64)
             state.vars.insert(state.key.clone(), bytes.to_vec());
         }
     }
-    kernel.reply(&mut caller, 0, value, key)?;
     Ok(())
 }

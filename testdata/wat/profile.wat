@@ -2,10 +2,10 @@
 ;; `run`: `hot` is called by `three_parts` with 3 shares of work and by `one_part` with 1,
 ;; in turns, so a profile shows them at about 3:1 even when the machine's load changes. `deep`: `descend` recurses 100 frames deep before
 ;; spinning (stacks deeper than wasmtime's default backtrace limit of 20). `host_and_kernel`:
-;; alternates host calls (`config_get`) and kernel calls (`alloc`/`free`). `quick`: one share
+;; alternates host calls (`get_log_level`) and kernel calls (`alloc`/`free`). `quick`: one share
 ;; of work. `forever`: never returns (for timeouts).
 (module
-  (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+  (import "extism:host/env" "get_log_level" (func $get_log_level (result i32)))
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "free" (func $free (param i64)))
   (memory (export "memory") 1)
@@ -48,7 +48,7 @@
     (local $i i32)
     (local.set $i (i32.const 2000))
     (loop $l
-      (drop (call $config_get (i64.const 0)))
+      (drop (call $get_log_level))
       (call $free (call $alloc (i64.const 64)))
       (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
     (i32.const 0))
