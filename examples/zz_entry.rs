@@ -9,7 +9,7 @@ fn main() -> anyhow::Result<()> {
         wat::parse_str(
             r#"(module
         (import "h" "f" (func $f (param i64) (result i64)))
-        (global $g (mut i64) (i64.const 0))
+        (global $g (export "g") (mut i64) (i64.const 0))
         (func (export "id") (param i64 i64) (result i64 i64) (global.set $g (local.get 0)) (local.get 0) (local.get 1))
         (func (export "loop") (param $n i64) (result i64) (local $s i64)
           (loop $l (local.set $s (i64.add (local.get $s) (call $f (local.get $n))))
@@ -42,7 +42,16 @@ fn main() -> anyhow::Result<()> {
             "wasm->host call: {:.1} ns ({r})",
             t.elapsed().as_nanos() as f64 / n as f64
         );
-        let _ = g;
+        let g = g.unwrap();
+        let t = Instant::now();
+        let mut s = 0;
+        for _ in 0..n {
+            s += g.get(&mut store).unwrap_i64();
+        }
+        println!(
+            "global get: {:.1} ns ({s})",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
     }
     Ok(())
 }

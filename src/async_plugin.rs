@@ -16,8 +16,7 @@ use crate::{
     cancel::CancelHandle,
     compiled::CompiledPlugin,
     convert::{FromBytes, ToBytes},
-    plugin::{Export, Plugin},
-    plugin_state::PluginState,
+    plugin::Plugin,
     timer::Slices,
     PluginBuilder,
 };
@@ -74,15 +73,6 @@ impl CompiledPlugin {
     /// True when compiled for async plugins ([`PluginBuilder::compile_async`]).
     pub fn is_async(&self) -> bool {
         self.inner.asynchronous
-    }
-}
-
-impl Export {
-    async fn call_async(&self, store: &mut wasmtime::Store<PluginState>) -> wasmtime::Result<i32> {
-        match self {
-            Export::Unit(f) => f.call_async(store, ()).await.map(|()| 0),
-            Export::Code(f) => f.call_async(store, ()).await,
-        }
     }
 }
 
@@ -249,10 +239,10 @@ async fn run(
     input: &[u8],
     host_context: Option<Box<dyn Any + Send>>,
 ) -> Result<i32, (anyhow::Error, i32)> {
-    let export = plugin.prepare(name, input, host_context)?;
+    let prepared = plugin.prepare(name, input, host_context)?;
     let deadline = plugin.arm();
     let slices = Slices::start();
-    let result = export.call_async(plugin.store_mut()).await;
+    let (result, ended) = prepared.run_async(plugin.store_mut()).await;
     drop(slices);
-    plugin.settle(result, deadline)
+    plugin.settle(result, ended, deadline)
 }

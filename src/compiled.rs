@@ -335,6 +335,9 @@ pub(crate) fn compile(opts: CompileOptions<'_>) -> Result<CompiledPlugin> {
     })
 }
 
+/// A module compiled for a runtime, with its name in the manifest.
+type NamedModule = (String, Arc<CachedModule>);
+
 /// The compiled form of every module, for `runtime`; `None` from a pooled runtime when one
 /// of them does not fit its pool (that module then compiles, or was compiled before, for
 /// the on-demand twin, which takes the whole plugin: a store has one engine).
@@ -343,7 +346,7 @@ fn compile_modules(
     resolved: &[ResolvedModule<'_>],
     cache_dir: Option<&std::path::Path>,
     link_kernel: bool,
-) -> Result<Option<Vec<(String, Arc<CachedModule>)>>> {
+) -> Result<Option<Vec<NamedModule>>> {
     let compile = |runtime: &Runtime, bytes: &[u8]| match cache_dir {
         Some(dir) => crate::disk_cache::compile(runtime, dir, bytes, link_kernel),
         None => runtime.compile(bytes, link_kernel),

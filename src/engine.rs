@@ -368,7 +368,13 @@ impl Runtime {
             Cow::Borrowed(bytes)
         };
         let linked = match link_kernel {
-            true => kernel_link::link(&binary, !self.key.fuel)?,
+            true => kernel_link::link(
+                &binary,
+                kernel_link::Options {
+                    fast_copies: !self.key.fuel,
+                    call_entries: !self.key.fuel && !self.key.sampling,
+                },
+            )?,
             false => None,
         };
         let (module, link_error) = match linked.map(|l| Module::new(&self.engine, &l)) {

@@ -17,6 +17,9 @@ use wasmtime::{
 /// The kernel, assembled from `kernel/kernel.wat` by `build.rs`.
 pub const KERNEL_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.wasm"));
 
+/// The first handle after a reset: the kernel hands out blocks from here on (kernel.wat).
+pub const DATA_START: u64 = 128;
+
 /// The import namespace of the kernel and the runtime's own host functions.
 pub const ENV_MODULE: &str = "extism:host/env";
 
@@ -230,6 +233,23 @@ impl Kernel {
     pub fn begin(&self, mut store: impl AsContextMut<Data: Send>, input: &[u8]) -> Result<()> {
         let handle = self.enter(&self.begin, &mut store, input.len() as u64)?;
         self.fill(store, handle, input)
+    }
+
+    /// Writes `input` where the kernel's `begin` puts it right after its reset (the first
+    /// block, at [`DATA_START`]), when that fits the memory as it is, so that a call entry
+    /// which begins with `begin` (kernel_link::CALL) finds its input in place. False when it
+    /// does not fit: `begin` would have to grow memory, so the host calls it itself.
+    /// Whatever the previous call left there is gone by then anyway.
+    pub fn place_input(&self, mut store: impl AsContextMut, input: &[u8]) -> bool {
+        let data = self.memory.data_mut(&mut store);
+        let end = (DATA_START as usize).checked_add(input.len().next_multiple_of(16));
+        match end {
+            Some(end) if end <= data.len() => {
+                data[DATA_START as usize..][..input.len()].copy_from_slice(input);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The end of a call in one kernel entry: output offset and length, and the error handle.

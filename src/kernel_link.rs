@@ -14,8 +14,13 @@
 //!   (small_copy.rs);
 //! - neither of the two copy forms under fuel metering, where they would change what a call
 //!   is charged and where it runs out;
+//! - puts the kernel's imports (what it asks of the host: config and var values,
+//!   src/host/) right after the guest's remaining imports, shifting the guest's functions;
 //! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
 //!   rest of the runtime hides from callers ([`is_private`]);
+//! - adds a [`CALL`] entry for each export a plugin call can run (the kernel's `begin`, the
+//!   export, the kernel's `end`), so that a call enters wasm once instead of three times
+//!   (not under fuel metering, nor for the sampling profiler);
 //! - exports the guest's start function as [`START`] instead of running it while
 //!   instantiating;
 //! - rebuilds the `name` section: the guest's names follow its functions to their new
@@ -53,7 +58,7 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 6;
+pub const REVISION: u32 = 7;
 
 /// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
 /// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A
@@ -90,6 +95,17 @@ pub fn check_exports<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<()>
         None => Ok(()),
     }
 }
+
+/// A linked module's entry for a plugin call of the export `NAME` is exported as `CALL` +
+/// `NAME`: `(input length) -> (input handle, result, output offset, output length, error)`,
+/// the kernel's `begin`, the export (its result, 0 for one without), then the kernel's `end`,
+/// so that a call enters wasm once. The host writes the input where `begin` puts it first
+/// (kernel.rs).
+pub const CALL: &str = "extism-run:kernel/call/";
+
+/// The host's kernel steps around a call (kernel.wat).
+const BEGIN: &str = "extism-run:begin";
+const END: &str = "extism-run:end";
 
 /// The kernel globals that inlined code reads (exported by kernel.wat under these names).
 const INPUT_OFFSET: &str = "extism-run:input_offset";
@@ -234,11 +250,23 @@ fn scan(wasm: &[u8]) -> wasmparser::Result<Option<Layout>> {
     Ok(Some(layout))
 }
 
+/// What [`link`] adds beyond the kernel itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Fast forms of copies (copy_loop.rs, small_copy.rs). Not under fuel metering, where
+    /// they would change what a call is charged and where fuel runs out.
+    pub fast_copies: bool,
+    /// A [`CALL`] entry for each export a plugin call can run. Not under fuel metering (the
+    /// kernel's steps must run whatever fuel is left) nor for the sampling profiler (its
+    /// stacks start at the export).
+    pub call_entries: bool,
+}
+
 /// Links the kernel into `guest` (binary wasm). `Ok(None)` when this pass leaves the module
 /// alone (see the module docs); an error when the guest imports a kernel function with the
-/// wrong type (the message the linker would give) or exports a reserved name. `fast_copies`:
-/// whether copies get fast forms (false under fuel metering).
-pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
+/// wrong type (the message the linker would give) or exports a reserved name.
+pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
+    let fast_copies = options.fast_copies;
     let (Ok(Some(g)), Ok(Some(k))) = (scan(guest), scan(KERNEL_WASM)) else {
         return Ok(None);
     };
@@ -313,11 +341,20 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
     let global_base = g.imported_globals + g.defined_globals;
     let globals = [INPUT_OFFSET, INPUT_LENGTH, CLEAN]
         .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i));
-    let ([Some(in_off), Some(in_len), Some(clean)], Some(memory), Some(alloc)) = (
+    let (
+        [Some(in_off), Some(in_len), Some(clean)],
+        Some(memory),
+        Some(alloc),
+        Some(begin),
+        Some(end),
+    ) = (
         globals,
         kernel_export("memory", ExternalKind::Memory),
         kernel_export(ALLOC, ExternalKind::Func),
-    ) else {
+        kernel_export(BEGIN, ExternalKind::Func),
+        kernel_export(END, ExternalKind::Func),
+    )
+    else {
         return Ok(None);
     };
     let memory_base = g.imported_memories + g.defined_memories;
@@ -354,11 +391,51 @@ pub fn link(guest: &[u8], fast_copies: bool) -> Result<Option<Vec<u8>>> {
         },
     };
 
-    match assemble(guest, &k, &mut guest_remap, &mut kernel_remap) {
+    let mut entries = CallEntries {
+        begin: kernel_remap.function(begin),
+        end: kernel_remap.function(end),
+        exports: Vec::new(),
+    };
+    if options.call_entries {
+        for (name, kind, index) in &g.exports {
+            if !matches!(kind, ExternalKind::Func | ExternalKind::FuncExact) {
+                continue;
+            }
+            let ty = match index.checked_sub(g.imported_functions) {
+                Some(own) => g.defined_types.get(own as usize).copied(),
+                None => g
+                    .imports
+                    .iter()
+                    .filter_map(|(_, _, ty)| match ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => Some(*t),
+                        _ => None,
+                    })
+                    .nth(*index as usize),
+            };
+            let Some(Some((params, results))) = ty.and_then(|t| g.signatures.get(t as usize))
+            else {
+                continue;
+            };
+            let returns_code = match results[..] {
+                [] => false,
+                [wasmparser::ValType::I32] => true,
+                _ => continue,
+            };
+            if params.is_empty() {
+                let Ok(func) = guest_remap.function_index(*index) else {
+                    continue;
+                };
+                entries.exports.push((name.clone(), func, returns_code));
+            }
+        }
+    }
+
+    match assemble(guest, &k, &mut guest_remap, &mut kernel_remap, &entries) {
         Ok(bytes) => {
             tracing::debug!(
                 copy_loops = guest_remap.copy_loops,
                 small_copies = guest_remap.small_copies,
+                call_entries = entries.exports.len(),
                 "kernel linked into the module"
             );
             Ok(Some(bytes))
@@ -409,15 +486,57 @@ struct Sections {
 
 type ReResult<T = ()> = Result<T, reencode::Error<&'static str>>;
 
+/// The [`CALL`] entries to add: the kernel steps around each, and for each export its name,
+/// linked function index and whether it returns a result.
+struct CallEntries {
+    begin: u32,
+    end: u32,
+    exports: Vec<(String, u32, bool)>,
+}
+
 fn assemble(
     guest: &[u8],
     k: &Layout,
     gr: &mut GuestRemap,
     kr: &mut KernelRemap,
+    entries: &CallEntries,
 ) -> ReResult<Vec<u8>> {
     let mut s = Sections::default();
     add_module(guest, gr, &mut s, true)?;
     add_module(KERNEL_WASM, kr, &mut s, false)?;
+    // The call entries follow the kernel's functions, with a type of their own.
+    let mut entry_names = Vec::new();
+    if !entries.exports.is_empty() {
+        let ty = kr.types + k.signatures.len() as u32;
+        s.types.ty().function(
+            [ValType::I64],
+            [
+                ValType::I64,
+                ValType::I32,
+                ValType::I64,
+                ValType::I64,
+                ValType::I64,
+            ],
+        );
+        let first = kr.functions + k.defined_types.len() as u32;
+        for (i, (name, func, returns_code)) in entries.exports.iter().enumerate() {
+            let index = first + i as u32;
+            s.functions.function(ty);
+            let mut body = wasm_encoder::Function::new([]);
+            body.instruction(&Instruction::LocalGet(0))
+                .instruction(&Instruction::Call(entries.begin))
+                .instruction(&Instruction::Call(*func));
+            if !returns_code {
+                body.instruction(&Instruction::I32Const(0));
+            }
+            body.instruction(&Instruction::Call(entries.end))
+                .instruction(&Instruction::End);
+            s.code.function(&body);
+            s.exports
+                .export(&format!("{CALL}{name}"), ExportKind::Func, index);
+            entry_names.push((index, format!("[kernel] call {name}")));
+        }
+    }
     if let Some(start) = s.start.take() {
         s.exports.export(START, ExportKind::Func, start);
     }
@@ -457,7 +576,7 @@ fn assemble(
     if let Some(d) = &s.data {
         module.section(d);
     }
-    module.section(&names(s.guest_names.as_ref(), gr, kr));
+    module.section(&names(s.guest_names.as_ref(), gr, kr, entry_names));
     let mut bytes = module.finish();
     // Custom sections may follow the last section.
     bytes.extend_from_slice(&s.custom);
@@ -472,6 +591,7 @@ fn names(
     guest: Option<&(usize, Vec<u8>)>,
     gr: &mut GuestRemap,
     kr: &KernelRemap,
+    extra: Vec<(u32, String)>,
 ) -> wasm_encoder::NameSection {
     fn reader((offset, data): &(usize, Vec<u8>)) -> wasmparser::NameSectionReader<'_> {
         wasmparser::NameSectionReader::new(BinaryReader::new(data, *offset))
@@ -480,6 +600,7 @@ fn names(
         .iter()
         .enumerate()
         .map(|(i, name)| (kr.function(i as u32), name.clone()))
+        .chain(extra)
         .collect();
     let mut module = None;
     // Subsections must come in order of id: module and functions first, the rest after.

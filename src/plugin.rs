@@ -56,9 +56,93 @@ impl std::error::Error for GuestError {}
 /// A callable export of the main module. Calls share it through an `Arc`: cloning a typed
 /// function counts its type's references engine-wide, which calls of other plugins of the
 /// same module contend on.
-pub(crate) enum Export {
+pub(crate) struct Export {
+    plain: Plain,
+    /// The linked module's entry for it (`kernel_link::CALL`): the kernel's `begin`, the
+    /// export and `end` in one entry into wasm, for calls whose input the host placed first
+    /// ([`Kernel::place_input`]).
+    entry: Option<CallEntry>,
+}
+
+/// `(input length) -> (input handle, result, output offset, output length, error)`.
+type CallEntry = TypedFunc<u64, (u64, i32, u64, u64, u64)>;
+
+enum Plain {
     Unit(TypedFunc<(), ()>),
     Code(TypedFunc<(), i32>),
+}
+
+/// What the output and error slots held when a call ended: offset and length of the output,
+/// error handle.
+pub(crate) type Ended = (u64, u64, u64);
+
+/// An export ready to run: its input is written, and placed for its call entry when
+/// `placed` holds the input's length.
+pub(crate) struct Prepared {
+    export: Arc<Export>,
+    placed: Option<u64>,
+}
+
+impl Prepared {
+    /// Runs the export: the result, and the output and error slots when the call entry read
+    /// them already.
+    pub(crate) fn run(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+        match (self.placed, &self.export.entry) {
+            (Some(n), Some(entry)) => Prepared::entered(n, entry.call(store, n)),
+            _ => (self.export.plain.call(store), None),
+        }
+    }
+
+    /// As [`Prepared::run`], for async plugins.
+    pub(crate) async fn run_async(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+        match (self.placed, &self.export.entry) {
+            (Some(n), Some(entry)) => Prepared::entered(n, entry.call_async(store, n).await),
+            _ => (self.export.plain.call_async(store).await, None),
+        }
+    }
+
+    /// The outcome of a call entry given `n` input bytes. Its `begin` found the input where
+    /// the host wrote it: the first block after the reset, which fits (checked before).
+    fn entered(
+        n: u64,
+        result: wasmtime::Result<(u64, i32, u64, u64, u64)>,
+    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+        let expected = if n == 0 { 0 } else { crate::kernel::DATA_START };
+        match result {
+            Ok((input, rc, offset, len, error)) if input == expected => {
+                (Ok(rc), Some((offset, len, error)))
+            }
+            Ok((input, ..)) => (
+                Err(wasmtime::Error::msg(format!(
+                    "internal error: the kernel put the call's input at {input}, not at {expected}"
+                ))),
+                None,
+            ),
+            Err(e) => (Err(e), None),
+        }
+    }
+}
+
+impl Plain {
+    fn call(&self, store: &mut Store<PluginState>) -> wasmtime::Result<i32> {
+        match self {
+            Plain::Unit(f) => f.call(store, ()).map(|()| 0),
+            Plain::Code(f) => f.call(store, ()),
+        }
+    }
+
+    async fn call_async(&self, store: &mut Store<PluginState>) -> wasmtime::Result<i32> {
+        match self {
+            Plain::Unit(f) => f.call_async(store, ()).await.map(|()| 0),
+            Plain::Code(f) => f.call_async(store, ()).await,
+        }
+    }
 }
 
 /// A loaded plugin, ready to call.
@@ -439,24 +523,22 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<i32, (anyhow::Error, i32)> {
-        let export = self.prepare(name, input, host_context)?;
+        let prepared = self.prepare(name, input, host_context)?;
         let deadline = self.arm();
-        let result = match &*export {
-            Export::Unit(f) => f.call(&mut self.store, ()).map(|()| 0),
-            Export::Code(f) => f.call(&mut self.store, ()),
-        };
-        self.settle(result, deadline)
+        let (result, ended) = prepared.run(&mut self.store);
+        self.settle(result, ended, deadline)
     }
 
     /// Everything before the export runs: initialisation fuel, rebuild after `_start`,
-    /// first-call instantiation, call fuel, host context, kernel reset and input. Returns the export to run next,
-    /// under [`Plugin::arm`].
+    /// first-call instantiation, call fuel, host context, kernel reset and input (or the input
+    /// placed for the export's call entry, which resets the kernel itself). Returns the export
+    /// to run next, under [`Plugin::arm`].
     pub(crate) fn prepare(
         &mut self,
         name: &str,
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
-    ) -> Result<Arc<Export>, (anyhow::Error, i32)> {
+    ) -> Result<Prepared, (anyhow::Error, i32)> {
         if self.rebuild || self.main.is_none() {
             if let Some(fuel) = self.compiled.initialization_fuel {
                 self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
@@ -482,13 +564,26 @@ impl Plugin {
             self.store.set_fuel(fuel).map_err(|e| (e.into(), -1))?;
         }
         self.store.data_mut().host_context = host_context;
-        present(&self.kernel)
-            .and_then(|k| {
-                k.begin(&mut self.store, input)
-                    .map_err(|e| e.context("failed to allocate extism memory"))
-            })
-            .map_err(step_error)?;
-        self.export(name).map_err(step_error)
+        let export = self.export(name);
+        let kernel = present(&self.kernel).map_err(step_error)?;
+        let export = match export {
+            Ok(export) => export,
+            Err(e) => {
+                // No call runs, but the previous output must not be reported again.
+                let _ = kernel.reset(&mut self.store);
+                return Err(step_error(e));
+            }
+        };
+        let placed = export.entry.is_some() && kernel.place_input(&mut self.store, input);
+        if !placed {
+            kernel
+                .begin(&mut self.store, input)
+                .map_err(|e| step_error(e.context("failed to allocate extism memory")))?;
+        }
+        Ok(Prepared {
+            export,
+            placed: placed.then_some(input.len() as u64),
+        })
     }
 
     /// Everything after the export ran: ends the deadline, records fuel, reads output and
@@ -496,6 +591,7 @@ impl Plugin {
     pub(crate) fn settle(
         &mut self,
         result: wasmtime::Result<i32>,
+        ended: Option<Ended>,
         deadline: Option<Deadline>,
     ) -> Result<i32, (anyhow::Error, i32)> {
         if let Err(e) = &result {
@@ -507,7 +603,7 @@ impl Plugin {
         if let Some(limit) = self.compiled.fuel {
             self.fuel_consumed = Some(limit.saturating_sub(self.store.get_fuel().unwrap_or(0)));
         }
-        self.conclude(result)
+        self.conclude(result, ended)
     }
 
     /// Starts the plugin's deadline and makes cancels effective; the returned registration
@@ -553,9 +649,9 @@ impl Plugin {
             ));
         }
         let mut results = ty.results();
-        let export = match (results.next(), results.next()) {
-            (None, _) => Export::Unit(func.typed(&self.store)?),
-            (Some(wasmtime::ValType::I32), None) => Export::Code(func.typed(&self.store)?),
+        let plain = match (results.next(), results.next()) {
+            (None, _) => Plain::Unit(func.typed(&self.store)?),
+            (Some(wasmtime::ValType::I32), None) => Plain::Code(func.typed(&self.store)?),
             (Some(other), None) => {
                 return Err(anyhow!(
                     "Function {name} returns {other}, expected i32 or nothing"
@@ -566,19 +662,35 @@ impl Plugin {
                 return Err(anyhow!("Function {name} has {n} results, expected 0 or 1"));
             }
         };
-        let export = Arc::new(export);
+        let entry = match main.get_func(
+            &mut self.store,
+            &format!("{}{name}", crate::kernel_link::CALL),
+        ) {
+            Some(entry) => Some(entry.typed(&self.store)?),
+            None => None,
+        };
+        let export = Arc::new(Export { plain, entry });
         self.exports.insert(name.to_string(), export.clone());
         Ok(export)
     }
 
-    /// Reads output and error and turns the export's result into a return code.
-    fn conclude(&mut self, result: wasmtime::Result<i32>) -> Result<i32, (anyhow::Error, i32)> {
-        // Reading results runs kernel code; it must not be refused for want of fuel.
-        self.refuel_for_host().map_err(|e| (e, -1))?;
-        let ended = self
-            .kernel
-            .as_ref()
-            .and_then(|k| k.end(&mut self.store).ok());
+    /// Reads output and error (unless the call entry did) and turns the export's result into
+    /// a return code.
+    fn conclude(
+        &mut self,
+        result: wasmtime::Result<i32>,
+        ended: Option<Ended>,
+    ) -> Result<i32, (anyhow::Error, i32)> {
+        let ended = match ended {
+            Some(ended) => Some(ended),
+            None => {
+                // Reading results runs kernel code; it must not be refused for want of fuel.
+                self.refuel_for_host().map_err(|e| (e, -1))?;
+                self.kernel
+                    .as_ref()
+                    .and_then(|k| k.end(&mut self.store).ok())
+            }
+        };
         let mut guest_error = None;
         if let Some((offset, len, error)) = ended {
             self.output = (offset, len);

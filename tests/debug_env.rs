@@ -71,8 +71,7 @@ fn environment_and_cache_configuration() {
         let err = PluginBuilder::new(manifest())
             .with_cache_config(&file)
             .build()
-            .err()
-            .expect("a bad cache config is an error");
+            .expect_err("a bad cache config is an error");
         let msg = format!("{err:#}");
         assert!(msg.contains(&file.display().to_string()), "{msg}");
         msg

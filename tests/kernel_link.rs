@@ -399,6 +399,11 @@ fn copy_loops_and_short_copies_are_rewritten_where_they_qualify() {
     assert_eq!(small[..3], ["0", "0", "1"], "{text}");
     assert_ne!(small[3], "0", "{text}");
     assert_eq!(small[4..], ["0", "0", "0"], "{text}");
+    // A call entry for every export a call can run (() -> i32 or () -> ()): copy_loops.wat's
+    // 6, kernel_probe's 1, small_copy's 3, the echo plugin's 5, the small-page module's 1;
+    // none under fuel.
+    let entries = counts("call_entries");
+    assert_eq!(entries, ["6", "1", "3", "5", "0", "0", "1"], "{text}");
 }
 
 #[test]
@@ -540,4 +545,47 @@ fn inlined_short_copies_behave_like_memory_copy() {
         assert_eq!(linked, separate, "memory after dst, src, len = {abc:?}");
     }
     assert!(copied > 300, "only {copied} copies ran to the end");
+}
+
+/// A linked module's call entry finds its input where the host wrote it before entering (the
+/// kernel's first block after its reset), when it fits the kernel's memory as it is; larger
+/// inputs go through the kernel's `begin` first, which grows memory. Inputs on both sides of
+/// that edge, before and after memory grew, arrive whole, linked or not.
+#[test]
+fn call_inputs_arrive_whole_on_both_sides_of_the_memory_s_end() {
+    let echo = |linked: bool| {
+        let mut modules = vec![Wasm::data(pdk("echo"))];
+        if !linked {
+            modules.push(Wasm::data(b"(module)".to_vec()).with_name("other"));
+        }
+        Plugin::new(Manifest::new(modules), [], false).unwrap()
+    };
+    let mib = 1usize << 20;
+    let edge = mib - 128; // the kernel's 16 pages, less what comes before the first block
+    let sizes = [
+        0,
+        1,
+        15,
+        16,
+        17,
+        edge - 16,
+        edge - 1,
+        edge,
+        edge + 1,
+        3 * mib,
+        edge + 1,
+        edge,
+        5,
+        0,
+    ];
+    for linked in [true, false] {
+        let mut p = echo(linked);
+        for (i, &n) in sizes.iter().enumerate() {
+            let input: Vec<u8> = (0..n).map(|j| (j * 31 + i) as u8).collect();
+            let out: Vec<u8> = p.call("echo", &input).unwrap();
+            assert!(out == input, "linked: {linked}, {n} bytes");
+            let len: String = p.call("length", &input).unwrap();
+            assert_eq!(len, n.to_string(), "linked: {linked}");
+        }
+    }
 }

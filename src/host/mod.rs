@@ -101,8 +101,11 @@ fn trap<T>(r: Result<T>) -> wasmtime::Result<T> {
     r.map_err(wasmtime::Error::from_anyhow)
 }
 
+/// Finds the value under [`PluginState::key`].
+type Lookup = fn(&PluginState) -> Option<&[u8]>;
+
 /// What the kernel's `lookup` and `copy` read: config (0) or vars (1).
-fn values(what: i32) -> Result<fn(&PluginState) -> Option<&[u8]>> {
+fn values(what: i32) -> Result<Lookup> {
     match what {
         0 => Ok(config::value),
         1 => Ok(var::value),
