@@ -64,6 +64,10 @@
   ;; The highest bump pointer since the reset: every byte below it was handed out in this
   ;; generation, so handing it out again (after it was given back to fresh space) is reuse.
   (global $high (mut i64) (i64.const 128))
+  ;; Whether `begin` reset the kernel since the last `end`: when a call entry (a linked
+  ;; module's begin, export and end in one function, src/kernel_link.rs) is interrupted, the
+  ;; host learns from it whether the reset happened.
+  (global $open (mut i32) (i32.const 0))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
@@ -490,6 +494,7 @@
   (func (export "extism-run:begin") (param $n i64) (result i64)
     (local $h i64)
     (call $reset)
+    (global.set $open (i32.const 1))
     (local.set $h (call $alloc (local.get $n) (i32.const 0)))
     (if (i64.ne (local.get $h) (i64.const 0))
       (then (global.set $in_off (local.get $h)) (global.set $in_len (local.get $n))))
@@ -497,7 +502,12 @@
 
   ;; After the export ran: output offset, output length, error handle.
   (func (export "extism-run:end") (result i64 i64 i64)
+    (global.set $open (i32.const 0))
     (global.get $out_off) (global.get $out_len) (global.get $err))
+
+  ;; 1 when `begin` ran since the last `end`, else 0.
+  (func (export "extism-run:began") (result i64)
+    (i64.extend_i32_u (global.get $open)))
 
   ;; ---- config and vars (spec/guest-abi.md §6-§7): the host keeps the values --------------
   ;; A host function's reply: a block of $n bytes for its result, not zeroed (the host fills it

@@ -242,7 +242,7 @@ async fn run(
     let prepared = plugin.prepare(name, input, host_context)?;
     let deadline = plugin.arm();
     let slices = Slices::start();
-    let (result, ended) = prepared.run_async(plugin.store_mut()).await;
+    let (result, slots) = prepared.run_async(plugin.store_mut()).await;
     drop(slices);
-    plugin.settle(result, ended, deadline)
+    plugin.settle(result, slots, deadline)
 }

@@ -105,6 +105,7 @@ pub(crate) struct KernelExports {
     error_set: ModuleExport,
     begin: ModuleExport,
     end: ModuleExport,
+    began: ModuleExport,
     /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
     pub start: Option<ModuleExport>,
 }
@@ -125,6 +126,7 @@ impl KernelExports {
             error_set: at("error_set")?,
             begin: at("extism-run:begin")?,
             end: at("extism-run:end")?,
+            began: at("extism-run:began")?,
             start: at("start"),
         })
     }
@@ -146,6 +148,7 @@ pub(crate) struct Kernel {
     error_set: TypedFunc<u64, ()>,
     begin: TypedFunc<u64, u64>,
     end: TypedFunc<(), (u64, u64, u64)>,
+    began: TypedFunc<(), u64>,
     /// In an async plugin's store the kernel is entered directly, without a fiber
     /// (fiber.rs).
     asynchronous: bool,
@@ -191,6 +194,7 @@ impl Kernel {
             error_set: func(s, i, &e.error_set)?,
             begin: func(s, i, &e.begin)?,
             end: func(s, i, &e.end)?,
+            began: func(s, i, &e.began)?,
             asynchronous,
         })
     }
@@ -255,6 +259,12 @@ impl Kernel {
     /// The end of a call in one kernel entry: output offset and length, and the error handle.
     pub fn end(&self, store: impl AsContextMut<Data: Send>) -> Result<(u64, u64, u64)> {
         Ok(self.enter(&self.end, store, ())?)
+    }
+
+    /// Whether `begin` ran since the last `end` (a call entry that failed may have stopped
+    /// before it).
+    pub fn began(&self, store: impl AsContextMut<Data: Send>) -> Result<bool> {
+        Ok(self.enter(&self.began, store, ())? != 0)
     }
 
     pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {

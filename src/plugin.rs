@@ -72,9 +72,17 @@ enum Plain {
     Code(TypedFunc<(), i32>),
 }
 
-/// What the output and error slots held when a call ended: offset and length of the output,
-/// error handle.
-pub(crate) type Ended = (u64, u64, u64);
+/// Where the kernel's `end` (output offset and length, error handle) stands after the export
+/// ran.
+pub(crate) enum Slots {
+    /// The call entry read them.
+    Read(u64, u64, u64),
+    /// The host reads them.
+    Unread,
+    /// The call entry failed, perhaps before its `begin` reset the kernel: the host checks
+    /// before it reads them, so that the previous call's output is not taken for this one's.
+    EntryFailed,
+}
 
 /// An export ready to run: its input is written, and placed for its call entry when
 /// `placed` holds the input's length.
@@ -86,13 +94,10 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Runs the export: the result, and the output and error slots when the call entry read
     /// them already.
-    pub(crate) fn run(
-        &self,
-        store: &mut Store<PluginState>,
-    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+    pub(crate) fn run(&self, store: &mut Store<PluginState>) -> (wasmtime::Result<i32>, Slots) {
         match (self.placed, &self.export.entry) {
             (Some(n), Some(entry)) => Prepared::entered(n, entry.call(store, n)),
-            _ => (self.export.plain.call(store), None),
+            _ => (self.export.plain.call(store), Slots::Unread),
         }
     }
 
@@ -100,10 +105,10 @@ impl Prepared {
     pub(crate) async fn run_async(
         &self,
         store: &mut Store<PluginState>,
-    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+    ) -> (wasmtime::Result<i32>, Slots) {
         match (self.placed, &self.export.entry) {
             (Some(n), Some(entry)) => Prepared::entered(n, entry.call_async(store, n).await),
-            _ => (self.export.plain.call_async(store).await, None),
+            _ => (self.export.plain.call_async(store).await, Slots::Unread),
         }
     }
 
@@ -112,19 +117,19 @@ impl Prepared {
     fn entered(
         n: u64,
         result: wasmtime::Result<(u64, i32, u64, u64, u64)>,
-    ) -> (wasmtime::Result<i32>, Option<Ended>) {
+    ) -> (wasmtime::Result<i32>, Slots) {
         let expected = if n == 0 { 0 } else { crate::kernel::DATA_START };
         match result {
             Ok((input, rc, offset, len, error)) if input == expected => {
-                (Ok(rc), Some((offset, len, error)))
+                (Ok(rc), Slots::Read(offset, len, error))
             }
             Ok((input, ..)) => (
                 Err(wasmtime::Error::msg(format!(
                     "internal error: the kernel put the call's input at {input}, not at {expected}"
                 ))),
-                None,
+                Slots::Unread,
             ),
-            Err(e) => (Err(e), None),
+            Err(e) => (Err(e), Slots::EntryFailed),
         }
     }
 }
@@ -525,8 +530,8 @@ impl Plugin {
     ) -> Result<i32, (anyhow::Error, i32)> {
         let prepared = self.prepare(name, input, host_context)?;
         let deadline = self.arm();
-        let (result, ended) = prepared.run(&mut self.store);
-        self.settle(result, ended, deadline)
+        let (result, slots) = prepared.run(&mut self.store);
+        self.settle(result, slots, deadline)
     }
 
     /// Everything before the export runs: initialisation fuel, rebuild after `_start`,
@@ -591,7 +596,7 @@ impl Plugin {
     pub(crate) fn settle(
         &mut self,
         result: wasmtime::Result<i32>,
-        ended: Option<Ended>,
+        slots: Slots,
         deadline: Option<Deadline>,
     ) -> Result<i32, (anyhow::Error, i32)> {
         if let Err(e) = &result {
@@ -603,7 +608,7 @@ impl Plugin {
         if let Some(limit) = self.compiled.fuel {
             self.fuel_consumed = Some(limit.saturating_sub(self.store.get_fuel().unwrap_or(0)));
         }
-        self.conclude(result, ended)
+        self.conclude(result, slots)
     }
 
     /// Starts the plugin's deadline and makes cancels effective; the returned registration
@@ -679,16 +684,21 @@ impl Plugin {
     fn conclude(
         &mut self,
         result: wasmtime::Result<i32>,
-        ended: Option<Ended>,
+        slots: Slots,
     ) -> Result<i32, (anyhow::Error, i32)> {
-        let ended = match ended {
-            Some(ended) => Some(ended),
-            None => {
+        let ended = match slots {
+            Slots::Read(offset, len, error) => Some((offset, len, error)),
+            Slots::Unread | Slots::EntryFailed => {
                 // Reading results runs kernel code; it must not be refused for want of fuel.
                 self.refuel_for_host().map_err(|e| (e, -1))?;
-                self.kernel
-                    .as_ref()
-                    .and_then(|k| k.end(&mut self.store).ok())
+                let entry_failed = matches!(slots, Slots::EntryFailed);
+                self.kernel.as_ref().and_then(|k| {
+                    // A call entry stopped before its reset: nothing of this call is there.
+                    if entry_failed && !k.began(&mut self.store).ok()? {
+                        k.reset(&mut self.store).ok()?;
+                    }
+                    k.end(&mut self.store).ok()
+                })
             }
         };
         let mut guest_error = None;

@@ -792,6 +792,9 @@ fn exports_match_upstream() {
         // offset, output length and error handle at once.
         ("extism-run:begin", &["i64"], &["i64"]),
         ("extism-run:end", &[], &["i64", "i64", "i64"]),
+        // Whether begin ran since the last end (a call entry that failed may have stopped
+        // before it).
+        ("extism-run:began", &[], &["i64"]),
     ];
     let mut seen = 0;
     for e in module.exports() {
@@ -971,7 +974,9 @@ fn begin_and_end_are_the_host_s_steps_in_one_entry() {
     let mut steps = Kernel::new(module());
     let begin: TypedFunc<i64, i64> = one.func("extism-run:begin");
     let end: TypedFunc<(), (i64, i64, i64)> = one.func("extism-run:end");
+    let began: TypedFunc<(), i64> = one.func("extism-run:began");
     let alloc_filled: TypedFunc<i64, i64> = steps.func("extism-run:alloc_filled");
+    assert_eq!(began.call(&mut one.store, ()).unwrap(), 0);
     for (round, n) in [0u64, 1, 15, 16, 17, 4096, 70_000, 3 << 20, 1 << 33, 24]
         .into_iter()
         .enumerate()
@@ -989,8 +994,17 @@ fn begin_and_end_are_the_host_s_steps_in_one_entry() {
         let e = steps.error_get();
         let ended = end.call(&mut one.store, ()).unwrap();
         assert_eq!((ended.0 as u64, ended.1 as u64, ended.2 as u64), (o, l, e));
+        // `began`: whether a begin came after the last end (resets between do not count).
+        assert_eq!(began.call(&mut one.store, ()).unwrap(), 0);
+        one.reset();
+        assert_eq!(began.call(&mut one.store, ()).unwrap(), 0);
 
         let h = begin.call(&mut one.store, n as i64).unwrap() as u64;
+        assert_eq!(
+            began.call(&mut one.store, ()).unwrap(),
+            1,
+            "after begin({n})"
+        );
         steps.reset();
         let expected = alloc_filled.call(&mut steps.store, n as i64).unwrap() as u64;
         if expected != 0 {

@@ -256,3 +256,51 @@ fn an_input_beyond_the_memory_limit_fails_the_call_and_the_next_one_runs() {
     let out: Vec<u8> = p.call("echo", "small").unwrap();
     assert_eq!(out, b"small");
 }
+
+/// Calls cancelled at any moment, also before the kernel's reset at the start of a linked
+/// module's call entry: the output a failed call leaves is this call's (or none), never the
+/// previous call's.
+#[test]
+fn a_cancelled_call_never_reports_the_previous_call_s_output() {
+    let mut p = Plugin::new(pdk("echo"), [], false).unwrap();
+    let handle = p.cancel_handle();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let canceller = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                handle.cancel().unwrap();
+            }
+        })
+    };
+    let (mut cancelled, mut succeeded) = (0, 0);
+    // Until both outcomes were seen often (the canceller thread may start late).
+    for i in 0..200_000u32 {
+        if cancelled >= 500 && succeeded >= 500 {
+            break;
+        }
+        let input = format!("input {i}");
+        match p.call::<_, &[u8]>("echo", &input) {
+            Ok(out) => {
+                assert_eq!(out, input.as_bytes());
+                succeeded += 1;
+            }
+            Err(e) => {
+                assert_eq!(interrupted(&e), Some(Interrupted::Cancelled), "{e:#}");
+                let left = p.output();
+                assert!(
+                    left.is_empty() || left == input.as_bytes(),
+                    "call {i} left {:?}",
+                    String::from_utf8_lossy(left)
+                );
+                cancelled += 1;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    canceller.join().unwrap();
+    assert!(
+        cancelled >= 500 && succeeded >= 500,
+        "{cancelled} cancelled, {succeeded} ran"
+    );
+}
