@@ -74,8 +74,9 @@
 
   ;; ---- helpers ------------------------------------------------------------------------------
   ;; wasmtime's compiler does not inline calls (every call also pays an epoch check), so the
-  ;; code below spells out $mem_bytes, $class, $size, $has and $clear in place, and $live in
-  ;; free and length; these definitions name what those expressions compute.
+  ;; code below spells out $mem_bytes, $class, $size, $has and $clear in place, $live in free
+  ;; and length, and $claim, $free_before and $mark_free on the paths every call takes (fresh
+  ;; space in alloc, free); these definitions name what those expressions compute.
   (func $mem_bytes (result i64)
     (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))
 
@@ -242,7 +243,12 @@
       (then (global.set $clean (local.get $end))))
     (if (i64.gt_u (local.get $end) (global.get $high))
       (then (global.set $high (local.get $end))))
-    (call $claim (local.get $a) (local.get $k) (local.get $n)))
+    ;; $claim, spelled out
+    (i32.store $meta (local.get $a) (global.get $gen))
+    (i32.store $meta offset=4 (local.get $a) (i32.or (local.get $k) (i32.const 0x80000000)))
+    (i32.store $meta offset=8 (local.get $a) (i32.wrap_i64 (local.get $n)))
+    (i32.store $meta offset=12 (local.get $a) (i32.const 0))
+    (i64.extend_i32_u (local.get $a)))
 
   ;; ---- allocation ---------------------------------------------------------------------------
   ;; alloc for a block the host fills completely right away (input, host function results):
@@ -322,7 +328,7 @@
   ;; earlier generation) -> no-op.
   (func $free (export "free") (param $h i64)
     (local $a i32) (local $k i32) (local $b i32) (local $s i32) (local $r i64) (local $t i32)
-    (local $x i32)
+    (local $x i32) (local $c i32) (local $head i32) (local $tail i32) (local $e i32)
     ;; $live: a live block of this generation, else a no-op
     (if (i32.or (i64.ne (i64.and (local.get $h) (i64.const 15)) (i64.const 0))
                 (i64.ge_u (i64.sub (local.get $h) (i64.const 128))
@@ -354,7 +360,20 @@
     ;; merge with a free left neighbour, found through its end tag
     (if (i32.gt_u (local.get $a) (i32.const 128))
       (then
-        (local.set $t (call $free_before (local.get $a)))
+        ;; $free_before, spelled out: $e is the end tag's entry, $x the size it gives
+        (local.set $t (block $found (result i32)
+          (local.set $e (i32.sub (local.get $a) (i32.const 16)))
+          (drop (br_if $found (i32.const 0)
+            (i32.eqz (i32.and (i32.eq (i32.load $meta (local.get $e)) (global.get $gen))
+                              (i32.ne (i32.and (i32.load $meta offset=4 (local.get $e)) (i32.const 0x20000000)) (i32.const 0))))))
+          (local.set $x (i32.and (i32.load $meta offset=4 (local.get $e)) (i32.const 0x0fffffff)))
+          (drop (br_if $found (i32.const 0)
+            (i32.gt_u (local.get $x) (i32.shr_u (i32.sub (local.get $a) (i32.const 128)) (i32.const 4)))))
+          (local.set $t (i32.sub (local.get $a) (i32.shl (local.get $x) (i32.const 4))))
+          (select (local.get $t) (i32.const 0)
+            (i32.and (i32.and (i32.eq (i32.load $meta (local.get $t)) (global.get $gen))
+                              (i32.ne (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x40000000)) (i32.const 0)))
+                     (i32.eq (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)) (local.get $x))))))
         (if (local.get $t)
           (then
             (local.set $x (i32.and (i32.load $meta offset=4 (local.get $t)) (i32.const 0x0fffffff)))
@@ -362,7 +381,30 @@
             (i32.store $meta offset=4 (i32.sub (local.get $a) (i32.const 16)) (i32.const 0))  ;; its end tag
             (local.set $b (local.get $t))
             (local.set $s (i32.add (local.get $s) (local.get $x)))))))
-    (call $mark_free (local.get $b) (local.get $s)))
+    ;; $mark_free, spelled out
+    (i32.store $meta (local.get $b) (global.get $gen))
+    (i32.store $meta offset=4 (local.get $b)
+      (i32.or (i32.or (local.get $s) (i32.const 0x40000000))
+              (select (i32.const 0x20000000) (i32.const 0) (i32.eq (local.get $s) (i32.const 1)))))
+    (if (i32.gt_u (local.get $s) (i32.const 1))
+      (then
+        (local.set $e (i32.add (local.get $b) (i32.shl (i32.sub (local.get $s) (i32.const 1)) (i32.const 4))))
+        (i32.store $meta (local.get $e) (global.get $gen))
+        (i32.store $meta offset=4 (local.get $e) (i32.or (local.get $s) (i32.const 0x20000000)))))
+    (local.set $c (i32.sub (i32.const 31) (i32.clz (local.get $s))))
+    (local.set $head (i32.load $meta (i32.shl (local.get $c) (i32.const 2))))
+    (if (i32.eqz (local.get $head))
+      (then
+        (i32.store $meta (i32.shl (local.get $c) (i32.const 2)) (local.get $b))
+        (i32.store $meta offset=8 (local.get $b) (local.get $b))
+        (i32.store $meta offset=12 (local.get $b) (local.get $b))
+        (global.set $classes (i32.or (global.get $classes) (i32.shl (i32.const 1) (local.get $c)))))
+      (else
+        (local.set $tail (i32.load $meta offset=12 (local.get $head)))
+        (i32.store $meta offset=8 (local.get $b) (local.get $head))
+        (i32.store $meta offset=12 (local.get $b) (local.get $tail))
+        (i32.store $meta offset=8 (local.get $tail) (local.get $b))
+        (i32.store $meta offset=12 (local.get $head) (local.get $b)))))
 
   (func $length (export "length") (param $h i64) (result i64)
     (local $a i32)
