@@ -29,12 +29,14 @@
   ;; read and write them are kernel functions below, which call these for the host's part.
   ;; $what: 0 = config, 1 = vars.
   ;;   lookup  the value under the key [k, k + len) (the key's block and its length): its
-  ;;           length, 0 when there is none; traps on a bad key
+  ;;           length, 0 when there is none; traps on a bad key. The value is written at $at
+  ;;           (the bump pointer) when its block fits the fresh space there: the kernel's
+  ;;           block for it will be that one
   ;;   copy    that value into block $h (allocated for it); traps when $h is 0 and the value
   ;;           is not empty (its block could not be had)
   ;;   var_set sets (or, for $v = 0, removes) the var; traps on a bad key or value, when vars
   ;;           are disabled and when the store is full
-  (import "extism-run:host" "lookup" (func $host_lookup (param $what i32) (param $k i64) (param $len i64) (result i64)))
+  (import "extism-run:host" "lookup" (func $host_lookup (param $what i32) (param $k i64) (param $len i64) (param $at i64) (result i64)))
   (import "extism-run:host" "copy" (func $host_copy (param $what i32) (param $h i64)))
   (import "extism-run:host" "var_set" (func $host_var_set (param $k i64) (param $klen i64) (param $v i64) (param $vlen i64)))
 
@@ -570,19 +572,28 @@
   ;; The kernel's part of these host functions runs here, so that a call of one enters the
   ;; host only to look up and copy (two cheap calls out of wasm) instead of the host entering
   ;; the kernel twice. The key's block is released after the result's is allocated, and not
-  ;; when that fails (§13, as $reply). The two getters differ only in $what.
+  ;; when that fails (§13, as $reply).
   (func (export "config_get") (param $k i64) (result i64)
-    (local $h i64)
-    (local.set $h (call $reply (call $host_lookup (i32.const 0) (local.get $k) (call $length (local.get $k)))
-                               (local.get $k) (i64.const 0)))
-    (call $host_copy (i32.const 0) (local.get $h))
-    (local.get $h))
+    (call $value_of_key (i32.const 0) (local.get $k)))
 
   (func (export "var_get") (param $k i64) (result i64)
-    (local $h i64)
-    (local.set $h (call $reply (call $host_lookup (i32.const 1) (local.get $k) (call $length (local.get $k)))
-                               (local.get $k) (i64.const 0)))
-    (call $host_copy (i32.const 1) (local.get $h))
+    (call $value_of_key (i32.const 1) (local.get $k)))
+
+  ;; The host writes the value into fresh space at the bump pointer when its block fits there,
+  ;; and then $reply's block is exactly that one (fresh space comes first); otherwise (and it
+  ;; is the same test on both sides) the host copies it into whatever block $reply found.
+  (func $value_of_key (param $what i32) (param $k i64) (result i64)
+    (local $at i64) (local $n i64) (local $h i64) (local $written i32)
+    (local.set $at (global.get $bump))
+    (local.set $n (call $host_lookup (local.get $what) (local.get $k) (call $length (local.get $k)) (local.get $at)))
+    ;; the host's test, on the memory as it was (before $reply can grow it)
+    (local.set $written
+      (i32.and (i64.ne (local.get $n) (i64.const 0))
+               (i64.le_u (i64.add (local.get $at) (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16)))
+                         (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))))
+    (local.set $h (call $reply (local.get $n) (local.get $k) (i64.const 0)))
+    (if (i32.eqz (local.get $written))
+      (then (call $host_copy (local.get $what) (local.get $h))))
     (local.get $h))
 
   ;; The value's block is released before the key's.

@@ -58,7 +58,7 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 9;
+pub const REVISION: u32 = 10;
 
 /// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
 /// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A

@@ -78,10 +78,10 @@ impl Kernel {
         let mut store = Store::new(engine(), Host::default());
         let lookup = wasmtime::Func::wrap(
             &mut store,
-            |mut c: wasmtime::Caller<'_, Host>, what: i32, k: i64, len: i64| {
+            |mut c: wasmtime::Caller<'_, Host>, what: i32, k: i64, len: i64, at: i64| {
                 let host = c.data_mut();
                 host.asked
-                    .push(("lookup", [what as u64, k as u64, len as u64, 0]));
+                    .push(("lookup", [what as u64, k as u64, len as u64, at as u64]));
                 host.value_len as i64
             },
         );
@@ -753,7 +753,7 @@ fn exports_match_upstream() {
     assert_eq!(
         imports,
         [
-            "extism-run:host::lookup (i32 i64 i64) -> (i64)",
+            "extism-run:host::lookup (i32 i64 i64 i64) -> (i64)",
             "extism-run:host::copy (i32 i64) -> ()",
             "extism-run:host::var_set (i64 i64 i64 i64) -> ()",
         ]
@@ -1033,6 +1033,8 @@ fn config_and_var_functions_are_the_host_s_part_between_kernel_steps() {
     let var_set: TypedFunc<(i64, i64), ()> = one.func("var_set");
     let alloc_filled: TypedFunc<i64, i64> = steps.func("extism-run:alloc_filled");
     let mut live: Vec<u64> = Vec::new();
+    // Rounds whose value was copied, written in place.
+    let mut ways = [0; 2];
     for round in 0..300u64 {
         // The same history in both kernels.
         let a = one.alloc(1 + round * 37 % 5000);
@@ -1054,13 +1056,16 @@ fn config_and_var_functions_are_the_host_s_part_between_kernel_steps() {
             _ => round * 101 % 9000 + 1,
         };
         // config_get or var_get of key x, whose value is n bytes: the host is asked for the
-        // value by the key's block and length, then to copy it into the block allocated
-        // unzeroed for it; the key is freed after that block was had, and kept when it wasn't.
+        // value by the key's block and length, and told the bump pointer, where it writes the
+        // value when its block fits the memory from there (then the result's block is that
+        // one); otherwise asked to copy it into the block allocated unzeroed for it. The key
+        // is freed after that block was had, and kept when it wasn't.
         let (get, what) = match round % 2 {
             0 => (&config_get, 0),
             _ => (&var_get, 1),
         };
         one.store.data_mut().value_len = n;
+        let size = one.memory_bytes();
         let h = get.call(&mut one.store, x as i64).unwrap() as u64;
         let expected = match n {
             0 => 0,
@@ -1068,14 +1073,16 @@ fn config_and_var_functions_are_the_host_s_part_between_kernel_steps() {
         };
         assert_eq!(h, expected, "result handle for {n} bytes");
         let asked = std::mem::take(&mut one.store.data_mut().asked);
-        assert_eq!(
-            asked,
-            [
-                ("lookup", [what, x, steps.length(x), 0]),
-                ("copy", [what, h, 0, 0])
-            ],
-            "round {round}"
-        );
+        let at = asked[0].1[3];
+        assert_eq!(asked[0], ("lookup", [what, x, steps.length(x), at]));
+        let in_place = n != 0 && at + gran(n) <= size;
+        ways[in_place as usize] += 1;
+        if in_place {
+            assert_eq!(h, at, "round {round}: the block at the bump pointer");
+            assert_eq!(asked.len(), 1, "round {round}: {asked:?}");
+        } else {
+            assert_eq!(asked[1..], [("copy", [what, h, 0, 0])], "round {round}");
+        }
         if n == 0 || expected != 0 {
             steps.free(x);
         }
@@ -1100,4 +1107,5 @@ fn config_and_var_functions_are_the_host_s_part_between_kernel_steps() {
         let (p, q) = (one.alloc(48), steps.alloc(48));
         assert_eq!(p, q, "round {round}");
     }
+    assert!(ways[0] > 20 && ways[1] > 20, "{ways:?}");
 }

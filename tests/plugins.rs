@@ -452,6 +452,48 @@ fn host_functions_in_any_namespace_with_every_value_type() {
     assert_eq!(f64::from_le_bytes(out.try_into().unwrap()), 38.75);
 }
 
+/// Values of every size arrive whole: written in place by the host when their block fits the
+/// kernel's fresh space, copied into the block the kernel found otherwise (here: a value larger
+/// than the kernel's memory, which grows for it; then the same value fits in place).
+#[test]
+fn config_and_var_values_of_every_size_arrive_whole() {
+    let big: String = "0123456789abcdef".repeat(200_000); // 3.2 MB
+    let manifest = Manifest::new([Wasm::data(pdk("faults"))])
+        .with_config_key("big", &big)
+        .with_config_key("small", "v");
+    for linked in [true, false] {
+        let manifest = match linked {
+            true => manifest.clone(),
+            false => {
+                let mut m = manifest.clone();
+                m.wasm
+                    .push(Wasm::data(b"(module)".to_vec()).with_name("other"));
+                m
+            }
+        };
+        let mut p = Plugin::new(manifest, [], false).unwrap();
+        for key in ["small", "big", "small", "big"] {
+            let value: String = p.call("config_get", key).unwrap();
+            assert!(
+                value == manifest_value(key, &big),
+                "linked: {linked}, {key}"
+            );
+        }
+        for n in [1usize, 15, 16, 17, 1000, 300_000, 5, 700_000] {
+            let value: Vec<u8> = (0..n).map(|i| (i * 7 + n) as u8).collect();
+            let back: Vec<u8> = p.call("var_roundtrip", &value).unwrap();
+            assert!(back == value, "linked: {linked}, a var of {n} bytes");
+        }
+    }
+}
+
+fn manifest_value<'a>(key: &str, big: &'a str) -> &'a str {
+    match key {
+        "big" => big,
+        _ => "v",
+    }
+}
+
 /// `config_get`, `var_get` and `var_set` run in the kernel (kernel.wat), but stay built-ins a
 /// user function may replace (spec/guest-abi.md §10): the guest then calls the user's.
 #[test]

@@ -66,7 +66,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>, asynchronous: bool
     l.func_wrap(
         KERNEL_HOST_MODULE,
         "lookup",
-        |c: Caller<'_, PluginState>, what: i32, key: u64, len: u64| trap(lookup(c, what, key, len)),
+        |c: Caller<'_, PluginState>, what: i32, key: u64, len: u64, at: u64| {
+            trap(lookup(c, what, key, len, at))
+        },
     )?;
     l.func_wrap(
         KERNEL_HOST_MODULE,
@@ -114,19 +116,42 @@ fn values(what: i32) -> Result<Lookup> {
 }
 
 /// The kernel's `lookup` for `config_get` and `var_get`: the key `[key, key + len)` read into
-/// [`PluginState::key`], the length of the value under it (0 when there is none).
-fn lookup(mut caller: Caller<'_, PluginState>, what: i32, key: u64, len: u64) -> Result<u64> {
+/// [`PluginState::key`], the length of the value under it (0 when there is none). The value is
+/// written at `at`, the kernel's bump pointer, when its block (16-byte granules) fits the
+/// memory from there: the kernel's next block is then that one, and it asks for no `copy`
+/// (kernel.wat makes the same test).
+fn lookup(
+    mut caller: Caller<'_, PluginState>,
+    what: i32,
+    key: u64,
+    len: u64,
+    at: u64,
+) -> Result<u64> {
     let value = values(what)?;
     let name = match what {
         0 => "config key",
         _ => "var key",
     };
     read_key(&mut caller, key, len, name)?;
-    Ok(value(caller.data()).map_or(0, <[u8]>::len) as u64)
+    let memory = caller.data().kernel_memory()?;
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let Some(value) = value(state) else {
+        return Ok(0);
+    };
+    let block = (value.len() as u64).next_multiple_of(16);
+    if !value.is_empty()
+        && at
+            .checked_add(block)
+            .is_some_and(|end| end <= data.len() as u64)
+    {
+        crate::kernel::range_mut(data, at, value.len() as u64)?.copy_from_slice(value);
+    }
+    Ok(value.len() as u64)
 }
 
-/// The kernel's `copy`: the value [`lookup`] found, looked up again by the same key, into the
-/// block `handle` the kernel allocated for it (0 when that failed).
+/// The kernel's `copy`, when [`lookup`] could not write the value in place: the value, looked up
+/// again by the same key, into the block `handle` the kernel allocated for it (0 when that
+/// failed).
 fn copy(mut caller: Caller<'_, PluginState>, what: i32, handle: u64) -> Result<()> {
     let value = values(what)?;
     let memory = caller.data().kernel_memory()?;
