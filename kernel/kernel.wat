@@ -57,19 +57,20 @@
   ;; inlines into guest modules (src/kernel_link.rs); guests cannot import them.
   (global $in_off (export "extism-run:input_offset") (mut i64) (i64.const 0))
   (global $in_len (export "extism-run:input_length") (mut i64) (i64.const 0))
-  (global $out_off (mut i64) (i64.const 0))
-  (global $out_len (mut i64) (i64.const 0))
-  (global $err (mut i64) (i64.const 0))
+  ;; Exported for the call entries that src/kernel_link.rs adds to guest modules.
+  (global $out_off (export "extism-run:output_offset") (mut i64) (i64.const 0))
+  (global $out_len (export "extism-run:output_length") (mut i64) (i64.const 0))
+  (global $err (export "extism-run:error") (mut i64) (i64.const 0))
   ;; Every byte of memory 0 at or above $clean is zero (pages are zero when they appear; the
   ;; kernel raises the mark when it hands out fresh space and when store_* writes above it).
   (global $clean (export "extism-run:clean") (mut i64) (i64.const 128))
   ;; The highest bump pointer since the reset: every byte below it was handed out in this
   ;; generation, so handing it out again (after it was given back to fresh space) is reuse.
   (global $high (mut i64) (i64.const 128))
-  ;; Whether `begin` reset the kernel since the last `end`: when a call entry (a linked
-  ;; module's begin, export and end in one function, src/kernel_link.rs) is interrupted, the
-  ;; host learns from it whether the reset happened.
-  (global $open (mut i32) (i32.const 0))
+  ;; The host's number for the call whose `begin` completed last: when a call entry (a
+  ;; linked module's begin and export in one function, src/kernel_link.rs) fails, the host
+  ;; learns from it whether this call's `begin` ran to the end.
+  (global $call (mut i64) (i64.const 0))
   ;; Toolchain leftovers of the upstream kernel, kept for an identical export list.
   (global (export "__heap_base") i32 (i32.const 1048576))
   (global (export "__data_end") i32 (i32.const 1048576))
@@ -533,25 +534,24 @@
 
   ;; ---- the host's side of a call, one entry each (src/kernel.rs) -------------------------
   ;; Before the export runs: reset, then a block of $n bytes for the input (the host fills it
-  ;; at once, so it is not zeroed) set as the input. Its handle; 0 for no input, or when the
-  ;; block cannot be had.
-  (func (export "extism-run:begin") (param $n i64) (result i64)
+  ;; at once, so it is not zeroed) set as the input, and $call := the host's number for the
+  ;; call. Its handle; 0 for no input, or when the block cannot be had.
+  (func (export "extism-run:begin") (param $n i64) (param $call i64) (result i64)
     (local $h i64)
     (call $reset)
-    (global.set $open (i32.const 1))
     (local.set $h (call $alloc (local.get $n) (i32.const 0)))
     (if (i64.ne (local.get $h) (i64.const 0))
       (then (global.set $in_off (local.get $h)) (global.set $in_len (local.get $n))))
+    (global.set $call (local.get $call))
     (local.get $h))
 
   ;; After the export ran: output offset, output length, error handle.
   (func (export "extism-run:end") (result i64 i64 i64)
-    (global.set $open (i32.const 0))
     (global.get $out_off) (global.get $out_len) (global.get $err))
 
-  ;; 1 when `begin` ran since the last `end`, else 0.
-  (func (export "extism-run:began") (result i64)
-    (i64.extend_i32_u (global.get $open)))
+  ;; The number of the call whose `begin` completed last (0 before any).
+  (func (export "extism-run:begun") (result i64)
+    (global.get $call))
 
   ;; ---- config and vars (spec/guest-abi.md §6-§7): the host keeps the values --------------
   ;; A host function's reply: a block of $n bytes for its result, not zeroed (the host fills it
@@ -583,14 +583,18 @@
   ;; and then $reply's block is exactly that one (fresh space comes first); otherwise (and it
   ;; is the same test on both sides) the host copies it into whatever block $reply found.
   (func $value_of_key (param $what i32) (param $k i64) (result i64)
-    (local $at i64) (local $n i64) (local $h i64) (local $written i32)
+    (local $at i64) (local $n i64) (local $h i64) (local $end i64) (local $written i32)
     (local.set $at (global.get $bump))
     (local.set $n (call $host_lookup (local.get $what) (local.get $k) (call $length (local.get $k)) (local.get $at)))
     ;; the host's test, on the memory as it was (before $reply can grow it)
+    (local.set $end (i64.add (local.get $at) (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16))))
     (local.set $written
       (i32.and (i64.ne (local.get $n) (i64.const 0))
-               (i64.le_u (i64.add (local.get $at) (i64.and (i64.add (local.get $n) (i64.const 15)) (i64.const -16)))
-                         (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))))
+               (i64.le_u (local.get $end) (i64.shl (i64.extend_i32_u (memory.size $data)) (i64.const 16)))))
+    ;; The host's bytes lie in fresh space, which must read as zero above $clean: raised now,
+    ;; before any call (and its epoch check) could stop this one short of $reply's.
+    (if (i32.and (local.get $written) (i64.gt_u (local.get $end) (global.get $clean)))
+      (then (global.set $clean (local.get $end))))
     (local.set $h (call $reply (local.get $n) (local.get $k) (i64.const 0)))
     (if (i32.eqz (local.get $written))
       (then (call $host_copy (local.get $what) (local.get $h))))

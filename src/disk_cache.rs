@@ -167,7 +167,7 @@ pub(crate) fn compile(
     if let Some(found) = runtime.lookup(bytes, link_kernel) {
         return Ok(found);
     }
-    let key = cache_key(bytes, link_kernel);
+    let key = cache_key(bytes, link_kernel.then(|| runtime.link_options()));
     let fingerprint = fingerprint(&runtime.engine);
     let path = dir.join(file_name(&key, &fingerprint));
     match read(&path, &fingerprint, &key) {
@@ -197,12 +197,15 @@ pub(crate) fn compile(
 }
 
 /// The on-disk key of the module compiled from `bytes`: their SHA-256, or for the
-/// kernel-linked form the SHA-256 of the bytes behind a domain prefix, so the two forms never
-/// share a file and distinct bytes never share code. Only computed when the disk cache is on.
-fn cache_key(bytes: &[u8], link_kernel: bool) -> [u8; 32] {
+/// kernel-linked form the SHA-256 of the bytes behind a domain prefix and what linking added
+/// (the sampling profiler's engine compiles the same code as another's, so only this tells
+/// their modules apart), so the forms never share a file and distinct bytes never share code.
+/// Only computed when the disk cache is on.
+fn cache_key(bytes: &[u8], linked: Option<crate::kernel_link::Options>) -> [u8; 32] {
     let mut hash = Sha256::new();
-    if link_kernel {
+    if let Some(options) = linked {
         hash.update(b"extism-run kernel-linked module\0");
+        hash.update([options.fast_copies as u8, options.call_entries as u8]);
     }
     hash.update(bytes);
     hash.finalize().into()
@@ -369,12 +372,28 @@ mod tests {
         );
     }
 
+    /// The sampling profiler's engine compiles the same code as the plain one (same
+    /// fingerprint) but links modules without call entries: its files are apart.
+    #[test]
+    fn modules_linked_for_the_profiler_have_files_of_their_own() {
+        let plain = Runtime::get(&Default::default()).unwrap();
+        let profiled = Runtime::get(&crate::engine::EngineKey {
+            sampling: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let bytes = b"(module (func (export \"f\")))";
+        let key = |r: &Runtime| cache_key(bytes, Some(r.link_options()));
+        assert_ne!(key(&plain), key(&profiled));
+        assert_ne!(key(&plain), cache_key(bytes, None));
+    }
+
     #[test]
     fn files_are_verified_before_use() {
         let dir = tempfile::tempdir().unwrap();
         let runtime = Runtime::get(&Default::default()).unwrap();
         let bytes = b"(module (func (export \"f\")))";
-        let key = cache_key(bytes, true);
+        let key = cache_key(bytes, Some(runtime.link_options()));
         let fingerprint = fingerprint(&runtime.engine);
         let path = dir.path().join(file_name(&key, &fingerprint));
         assert_eq!(read(&path, &fingerprint, &key), Ok(None));

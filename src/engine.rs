@@ -340,6 +340,16 @@ impl Runtime {
         })
     }
 
+    /// What linking the kernel into a module adds for this engine (kernel_link.rs): no fast
+    /// copies and no call entries under fuel metering, no call entries for the sampling
+    /// profiler. The disk cache keys linked modules by it.
+    pub fn link_options(&self) -> kernel_link::Options {
+        kernel_link::Options {
+            fast_copies: !self.key.fuel,
+            call_entries: !self.key.fuel && !self.key.sampling,
+        }
+    }
+
     /// The kernel as a module of its own, and where it exports what the host uses.
     pub fn kernel(&self) -> Result<&(Module, KernelExports)> {
         if let Some(kernel) = self.kernel.get() {
@@ -368,13 +378,7 @@ impl Runtime {
             Cow::Borrowed(bytes)
         };
         let linked = match link_kernel {
-            true => kernel_link::link(
-                &binary,
-                kernel_link::Options {
-                    fast_copies: !self.key.fuel,
-                    call_entries: !self.key.fuel && !self.key.sampling,
-                },
-            )?,
+            true => kernel_link::link(&binary, self.link_options())?,
             false => None,
         };
         let (module, link_error) = match linked.map(|l| Module::new(&self.engine, &l)) {

@@ -105,7 +105,7 @@ pub(crate) struct KernelExports {
     error_set: ModuleExport,
     begin: ModuleExport,
     end: ModuleExport,
-    began: ModuleExport,
+    begun: ModuleExport,
     /// The guest's start function, deferred by kernel_link (`{prefix}start`), if any.
     pub start: Option<ModuleExport>,
 }
@@ -126,7 +126,7 @@ impl KernelExports {
             error_set: at("error_set")?,
             begin: at("extism-run:begin")?,
             end: at("extism-run:end")?,
-            began: at("extism-run:began")?,
+            begun: at("extism-run:begun")?,
             start: at("start"),
         })
     }
@@ -146,9 +146,9 @@ pub(crate) struct Kernel {
     reset: TypedFunc<(), ()>,
     error_get: TypedFunc<(), u64>,
     error_set: TypedFunc<u64, ()>,
-    begin: TypedFunc<u64, u64>,
+    begin: TypedFunc<(u64, u64), u64>,
     end: TypedFunc<(), (u64, u64, u64)>,
-    began: TypedFunc<(), u64>,
+    begun: TypedFunc<(), u64>,
     /// In an async plugin's store the kernel is entered directly, without a fiber
     /// (fiber.rs).
     asynchronous: bool,
@@ -194,7 +194,7 @@ impl Kernel {
             error_set: func(s, i, &e.error_set)?,
             begin: func(s, i, &e.begin)?,
             end: func(s, i, &e.end)?,
-            began: func(s, i, &e.began)?,
+            begun: func(s, i, &e.begun)?,
             asynchronous,
         })
     }
@@ -232,10 +232,15 @@ impl Kernel {
         Ok(self.enter(&self.reset, store, ())?)
     }
 
-    /// The start of a call in one kernel entry: reset, then `input` written into a new block
-    /// and set as the input.
-    pub fn begin(&self, mut store: impl AsContextMut<Data: Send>, input: &[u8]) -> Result<()> {
-        let handle = self.enter(&self.begin, &mut store, input.len() as u64)?;
+    /// The start of call number `call` in one kernel entry: reset, then `input` written into a
+    /// new block and set as the input.
+    pub fn begin(
+        &self,
+        mut store: impl AsContextMut<Data: Send>,
+        input: &[u8],
+        call: u64,
+    ) -> Result<()> {
+        let handle = self.enter(&self.begin, &mut store, (input.len() as u64, call))?;
         self.fill(store, handle, input)
     }
 
@@ -256,15 +261,28 @@ impl Kernel {
         }
     }
 
+    /// Zeroes the `len` bytes [`Kernel::place_input`] wrote, for a call whose `begin` did not
+    /// complete: they lie in fresh space, which must read as zero above the kernel's clean
+    /// mark.
+    pub fn unplace(&self, mut store: impl AsContextMut, len: u64) {
+        let data = self.memory.data_mut(&mut store);
+        if let Some(placed) = data
+            .get_mut(DATA_START as usize..)
+            .and_then(|d| d.get_mut(..len as usize))
+        {
+            placed.fill(0);
+        }
+    }
+
     /// The end of a call in one kernel entry: output offset and length, and the error handle.
     pub fn end(&self, store: impl AsContextMut<Data: Send>) -> Result<(u64, u64, u64)> {
         Ok(self.enter(&self.end, store, ())?)
     }
 
-    /// Whether `begin` ran since the last `end` (a call entry that failed may have stopped
-    /// before it).
-    pub fn began(&self, store: impl AsContextMut<Data: Send>) -> Result<bool> {
-        Ok(self.enter(&self.began, store, ())? != 0)
+    /// The number of the call whose `begin` completed last (a call entry that failed may have
+    /// stopped before its own).
+    pub fn begun(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {
+        Ok(self.enter(&self.begun, store, ())?)
     }
 
     pub fn error_get(&self, store: impl AsContextMut<Data: Send>) -> Result<u64> {

@@ -19,7 +19,8 @@
 //! - exports every kernel export under [`EXPORT_PREFIX`] for the host (kernel.rs), which the
 //!   rest of the runtime hides from callers ([`is_private`]);
 //! - adds a [`CALL`] entry for each export a plugin call can run (the kernel's `begin`, the
-//!   export, the kernel's `end`), so that a call enters wasm once instead of three times
+//!   export, the kernel's output and error slots), so that a call enters wasm once instead of
+//!   three times
 //!   (not under fuel metering, nor for the sampling profiler);
 //! - exports the guest's start function as [`START`] instead of running it while
 //!   instantiating;
@@ -58,7 +59,7 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 10;
+pub const REVISION: u32 = 11;
 
 /// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
 /// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A
@@ -97,15 +98,19 @@ pub fn check_exports<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<()>
 }
 
 /// A linked module's entry for a plugin call of the export `NAME` is exported as `CALL` +
-/// `NAME`: `(input length) -> (input handle, result, output offset, output length, error)`,
-/// the kernel's `begin`, the export (its result, 0 for one without), then the kernel's `end`,
-/// so that a call enters wasm once. The host writes the input where `begin` puts it first
+/// `NAME`: `(input length, call number) -> (input handle, result, output offset, output
+/// length, error)`: the kernel's `begin`, the export (its result, 0 for one without), then
+/// the kernel's output and error slots read in place (a call of the kernel's `end` would
+/// check the epoch once more, so a cancel after the export returned could still fail the
+/// call). A call enters wasm once. The host writes the input where `begin` puts it first
 /// (kernel.rs).
 pub const CALL: &str = "extism-run:kernel/call/";
 
-/// The host's kernel steps around a call (kernel.wat).
+/// The kernel's step before a call, and its output and error slots (kernel.wat).
 const BEGIN: &str = "extism-run:begin";
-const END: &str = "extism-run:end";
+const OUTPUT_OFFSET: &str = "extism-run:output_offset";
+const OUTPUT_LENGTH: &str = "extism-run:output_length";
+const ERROR: &str = "extism-run:error";
 
 /// The kernel globals that inlined code reads (exported by kernel.wat under these names).
 const INPUT_OFFSET: &str = "extism-run:input_offset";
@@ -343,16 +348,17 @@ pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
         .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i));
     let (
         [Some(in_off), Some(in_len), Some(clean)],
+        [Some(out_off), Some(out_len), Some(error)],
         Some(memory),
         Some(alloc),
         Some(begin),
-        Some(end),
     ) = (
         globals,
+        [OUTPUT_OFFSET, OUTPUT_LENGTH, ERROR]
+            .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i)),
         kernel_export("memory", ExternalKind::Memory),
         kernel_export(ALLOC, ExternalKind::Func),
         kernel_export(BEGIN, ExternalKind::Func),
-        kernel_export(END, ExternalKind::Func),
     )
     else {
         return Ok(None);
@@ -393,7 +399,7 @@ pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
 
     let mut entries = CallEntries {
         begin: kernel_remap.function(begin),
-        end: kernel_remap.function(end),
+        slots: [out_off, out_len, error],
         exports: Vec::new(),
     };
     if options.call_entries {
@@ -486,11 +492,11 @@ struct Sections {
 
 type ReResult<T = ()> = Result<T, reencode::Error<&'static str>>;
 
-/// The [`CALL`] entries to add: the kernel steps around each, and for each export its name,
-/// linked function index and whether it returns a result.
+/// The [`CALL`] entries to add: the kernel's `begin` and output and error globals, and for
+/// each export its name, linked function index and whether it returns a result.
 struct CallEntries {
     begin: u32,
-    end: u32,
+    slots: [u32; 3],
     exports: Vec<(String, u32, bool)>,
 }
 
@@ -509,7 +515,7 @@ fn assemble(
     if !entries.exports.is_empty() {
         let ty = kr.types + k.signatures.len() as u32;
         s.types.ty().function(
-            [ValType::I64],
+            [ValType::I64, ValType::I64],
             [
                 ValType::I64,
                 ValType::I32,
@@ -524,13 +530,16 @@ fn assemble(
             s.functions.function(ty);
             let mut body = wasm_encoder::Function::new([]);
             body.instruction(&Instruction::LocalGet(0))
+                .instruction(&Instruction::LocalGet(1))
                 .instruction(&Instruction::Call(entries.begin))
                 .instruction(&Instruction::Call(*func));
             if !returns_code {
                 body.instruction(&Instruction::I32Const(0));
             }
-            body.instruction(&Instruction::Call(entries.end))
-                .instruction(&Instruction::End);
+            for global in entries.slots {
+                body.instruction(&Instruction::GlobalGet(global));
+            }
+            body.instruction(&Instruction::End);
             s.code.function(&body);
             s.exports
                 .export(&format!("{CALL}{name}"), ExportKind::Func, index);

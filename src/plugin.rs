@@ -64,8 +64,9 @@ pub(crate) struct Export {
     entry: Option<CallEntry>,
 }
 
-/// `(input length) -> (input handle, result, output offset, output length, error)`.
-type CallEntry = TypedFunc<u64, (u64, i32, u64, u64, u64)>;
+/// `(input length, call number) -> (input handle, result, output offset, output length,
+/// error)`.
+type CallEntry = TypedFunc<(u64, u64), (u64, i32, u64, u64, u64)>;
 
 enum Plain {
     Unit(TypedFunc<(), ()>),
@@ -79,16 +80,19 @@ pub(crate) enum Slots {
     Read(u64, u64, u64),
     /// The host reads them.
     Unread,
-    /// The call entry failed, perhaps before its `begin` reset the kernel: the host checks
-    /// before it reads them, so that the previous call's output is not taken for this one's.
-    EntryFailed,
+    /// The call entry of call number `call` failed, perhaps before its `begin` completed (a
+    /// cancel at its first epoch check): the host checks before it reads them, so that an
+    /// earlier call's output is not taken for this one's, and takes back the `placed` input
+    /// bytes it wrote if so.
+    EntryFailed { placed: u64, call: u64 },
 }
 
-/// An export ready to run: its input is written, and placed for its call entry when
-/// `placed` holds the input's length.
+/// An export ready to run as call number `call`: its input is written, and placed for its
+/// call entry when `placed` holds the input's length.
 pub(crate) struct Prepared {
     export: Arc<Export>,
     placed: Option<u64>,
+    call: u64,
 }
 
 impl Prepared {
@@ -96,7 +100,7 @@ impl Prepared {
     /// them already.
     pub(crate) fn run(&self, store: &mut Store<PluginState>) -> (wasmtime::Result<i32>, Slots) {
         match (self.placed, &self.export.entry) {
-            (Some(n), Some(entry)) => Prepared::entered(n, entry.call(store, n)),
+            (Some(n), Some(entry)) => self.entered(n, entry.call(store, (n, self.call))),
             _ => (self.export.plain.call(store), Slots::Unread),
         }
     }
@@ -107,7 +111,9 @@ impl Prepared {
         store: &mut Store<PluginState>,
     ) -> (wasmtime::Result<i32>, Slots) {
         match (self.placed, &self.export.entry) {
-            (Some(n), Some(entry)) => Prepared::entered(n, entry.call_async(store, n).await),
+            (Some(n), Some(entry)) => {
+                self.entered(n, entry.call_async(store, (n, self.call)).await)
+            }
             _ => (self.export.plain.call_async(store).await, Slots::Unread),
         }
     }
@@ -115,6 +121,7 @@ impl Prepared {
     /// The outcome of a call entry given `n` input bytes. Its `begin` found the input where
     /// the host wrote it: the first block after the reset, which fits (checked before).
     fn entered(
+        &self,
         n: u64,
         result: wasmtime::Result<(u64, i32, u64, u64, u64)>,
     ) -> (wasmtime::Result<i32>, Slots) {
@@ -129,7 +136,13 @@ impl Prepared {
                 ))),
                 Slots::Unread,
             ),
-            Err(e) => (Err(e), Slots::EntryFailed),
+            Err(e) => (
+                Err(e),
+                Slots::EntryFailed {
+                    placed: n,
+                    call: self.call,
+                },
+            ),
         }
     }
 }
@@ -198,6 +211,8 @@ pub struct Plugin {
     /// Set after a call of `_start`: the next call starts from a fresh store.
     rebuild: bool,
     output: (u64, u64),
+    /// Numbers the calls for the kernel, which records the last one whose `begin` completed.
+    calls: u64,
     /// What the latest call's export used of the fuel limit.
     fuel_consumed: Option<u64>,
     cancel: CancelHandle,
@@ -274,6 +289,7 @@ impl Plugin {
             exports: HashMap::default(),
             rebuild: false,
             output: (0, 0),
+            calls: 0,
             fuel_consumed: None,
             cancel: CancelHandle {
                 state: interrupt,
@@ -579,15 +595,17 @@ impl Plugin {
                 return Err(step_error(e));
             }
         };
+        self.calls += 1;
         let placed = export.entry.is_some() && kernel.place_input(&mut self.store, input);
         if !placed {
             kernel
-                .begin(&mut self.store, input)
+                .begin(&mut self.store, input, self.calls)
                 .map_err(|e| step_error(e.context("failed to allocate extism memory")))?;
         }
         Ok(Prepared {
             export,
             placed: placed.then_some(input.len() as u64),
+            call: self.calls,
         })
     }
 
@@ -688,14 +706,17 @@ impl Plugin {
     ) -> Result<i32, (anyhow::Error, i32)> {
         let ended = match slots {
             Slots::Read(offset, len, error) => Some((offset, len, error)),
-            Slots::Unread | Slots::EntryFailed => {
+            Slots::Unread | Slots::EntryFailed { .. } => {
                 // Reading results runs kernel code; it must not be refused for want of fuel.
                 self.refuel_for_host().map_err(|e| (e, -1))?;
-                let entry_failed = matches!(slots, Slots::EntryFailed);
                 self.kernel.as_ref().and_then(|k| {
-                    // A call entry stopped before its reset: nothing of this call is there.
-                    if entry_failed && !k.began(&mut self.store).ok()? {
-                        k.reset(&mut self.store).ok()?;
+                    // A call entry stopped before its `begin` completed: nothing of this call
+                    // is there, and the input bytes written for it must go.
+                    if let Slots::EntryFailed { placed, call } = slots {
+                        if k.begun(&mut self.store).ok()? != call {
+                            k.unplace(&mut self.store, placed);
+                            k.reset(&mut self.store).ok()?;
+                        }
                     }
                     k.end(&mut self.store).ok()
                 })

@@ -304,3 +304,135 @@ fn a_cancelled_call_never_reports_the_previous_call_s_output() {
         "{cancelled} cancelled, {succeeded} ran"
     );
 }
+
+/// The host writes a `config_get` value into the kernel's fresh space before the kernel claims
+/// the block for it (kernel.wat `$value_of_key`). Wherever fuel runs out after that write, the
+/// next call's fresh blocks still read as zero: the kernel accounts for the bytes at once.
+#[test]
+fn fuel_running_out_around_a_config_value_leaves_fresh_memory_zeroed() {
+    let wat = br#"(module
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+        (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+        (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+        (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+        (memory (export "memory") 1)
+        ;; burns fuel for as many rounds as the input's u64 says, then reads config "v"
+        (func (export "burn_then_get") (result i32) (local $i i64) (local $k i64)
+          (local.set $i (call $input_load_u64 (i64.const 0)))
+          (block $done (loop $burn
+            (br_if $done (i64.eqz (local.get $i)))
+            (local.set $i (i64.sub (local.get $i) (i64.const 1)))
+            (br $burn)))
+          (local.set $k (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $k) (i32.const 118))
+          (drop (call $config_get (local.get $k)))
+          (i32.const 0))
+        ;; "1" when a fresh block of 2048 bytes reads as zero, else "0"
+        (func (export "zeros") (result i32) (local $h i64) (local $i i64) (local $ok i32)
+          (local.set $h (call $alloc (i64.const 2048)))
+          (local.set $ok (i32.const 49))
+          (loop $l
+            (if (call $load_u8 (i64.add (local.get $h) (local.get $i)))
+              (then (local.set $ok (i32.const 48))))
+            (local.set $i (i64.add (local.get $i) (i64.const 1)))
+            (br_if $l (i64.lt_u (local.get $i) (i64.const 2048))))
+          (local.set $h (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $h) (local.get $ok))
+          (call $output_set (local.get $h) (i64.const 1))
+          (i32.const 0)))"#;
+    let manifest = Manifest::new([Wasm::data(wat.to_vec())]).with_config_key("v", "x".repeat(1000));
+    let compiled =
+        extism::CompiledPlugin::new(PluginBuilder::new(manifest).with_fuel_limit(200_000)).unwrap();
+    let burn = |p: &mut Plugin, rounds: u64| {
+        p.call::<_, &[u8]>("burn_then_get", &rounds.to_le_bytes()[..])
+            .is_ok()
+    };
+    // The fewest rounds after which the call runs out of fuel.
+    let (mut lo, mut hi) = (0u64, 1_000_000u64);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match burn(&mut Plugin::new_from_compiled(&compiled).unwrap(), mid) {
+            true => lo = mid + 1,
+            false => hi = mid,
+        }
+    }
+    assert!(lo > 0 && lo < 1_000_000, "{lo}");
+    // From there on fuel runs out ever earlier: at every point of config_get, then in the loop.
+    for rounds in lo..lo + 400 {
+        let mut p = Plugin::new_from_compiled(&compiled).unwrap();
+        assert!(!burn(&mut p, rounds));
+        let zeros: String = p.call("zeros", "").unwrap();
+        assert_eq!(zeros, "1", "fuel ran out after {rounds} rounds");
+    }
+}
+
+/// The host writes a call's input into the kernel's fresh space before entering the call
+/// (a linked module's call entry, plugin.rs). A cancel can stop the entry before the kernel's
+/// `begin` accounts for those bytes; the host then takes them back, so that fresh blocks of
+/// later calls still read as zero. Inputs grow call by call, so each one reaches past what
+/// earlier calls ever wrote.
+#[test]
+fn inputs_of_cancelled_calls_leave_fresh_memory_zeroed() {
+    let wat = br#"(module
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+        (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+        (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+        (import "extism:host/env" "input_length" (func $input_length (result i64)))
+        (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+        (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+        (memory (export "memory") 1)
+        (func (export "echo") (result i32)
+          (call $output_set (call $input_offset) (call $input_length))
+          (i32.const 0))
+        ;; "1" when a fresh block of as many bytes as the input's u64 says reads as zero
+        (func (export "zeros") (result i32) (local $n i64) (local $h i64) (local $i i64) (local $ok i32)
+          (local.set $n (call $input_load_u64 (i64.const 0)))
+          (local.set $h (call $alloc (local.get $n)))
+          (local.set $ok (i32.const 49))
+          (loop $l
+            (if (call $load_u8 (i64.add (local.get $h) (local.get $i)))
+              (then (local.set $ok (i32.const 48))))
+            (local.set $i (i64.add (local.get $i) (i64.const 1)))
+            (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+          (local.set $h (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $h) (local.get $ok))
+          (call $output_set (local.get $h) (i64.const 1))
+          (i32.const 0)))"#;
+    let mut p = Plugin::new(&wat[..], [], false).unwrap();
+    let handle = p.cancel_handle();
+    let (stop, pause) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let canceller = {
+        let (stop, pause) = (stop.clone(), pause.clone());
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if !pause.load(std::sync::atomic::Ordering::Relaxed) {
+                    handle.cancel().unwrap();
+                }
+            }
+        })
+    };
+    let mut checked = 0;
+    for i in 0..20_000u64 {
+        let input = vec![0xAA; 16 + 4 * i as usize];
+        if p.call::<_, &[u8]>("echo", &input).is_ok() {
+            continue;
+        }
+        pause.store(true, std::sync::atomic::Ordering::Relaxed);
+        // The canceller may still land one cancel: try again.
+        let n = (128 + input.len() as u64).to_le_bytes();
+        if let Some(zeros) = (0..20).find_map(|_| p.call::<_, String>("zeros", &n[..]).ok()) {
+            assert_eq!(zeros, "1", "after the cancelled call {i}");
+            checked += 1;
+        }
+        pause.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    canceller.join().unwrap();
+    assert!(checked > 100, "only {checked} cancelled calls checked");
+}
