@@ -32,8 +32,8 @@
   ;;           length, 0 when there is none; traps on a bad key. The value is written at $at
   ;;           (the bump pointer) when its block fits the fresh space there: the kernel's
   ;;           block for it will be that one
-  ;;   copy    that value into block $h (allocated for it); traps when $h is 0 and the value
-  ;;           is not empty (its block could not be had)
+  ;;   copy    that value, when it is not empty and was not written in place, into block $h
+  ;;           (allocated for it); traps when $h is 0 (its block could not be had)
   ;;   var_set sets (or, for $v = 0, removes) the var; traps on a bad key or value, when vars
   ;;           are disabled and when the store is full
   (import "extism-run:host" "lookup" (func $host_lookup (param $what i32) (param $k i64) (param $len i64) (param $at i64) (result i64)))
@@ -596,7 +596,8 @@
     (if (i32.and (local.get $written) (i64.gt_u (local.get $end) (global.get $clean)))
       (then (global.set $clean (local.get $end))))
     (local.set $h (call $reply (local.get $n) (local.get $k) (i64.const 0)))
-    (if (i32.eqz (local.get $written))
+    ;; nothing to copy for no value (nor when it is in place)
+    (if (i32.and (i64.ne (local.get $n) (i64.const 0)) (i32.eqz (local.get $written)))
       (then (call $host_copy (local.get $what) (local.get $h))))
     (local.get $h))
 

@@ -147,8 +147,9 @@ where
     // `call_unchecked` asks not to be used recursively inside `call_async` (wasmtime refuses
     // sync calls there) because wasm could suspend the fiber with the caller's frames on it,
     // and because of stack depth. A kernel call never suspends: the kernel's imports are sync
-    // host functions that do not enter wasm (host/mod.rs), the stores have a sync memory limiter and no fuel yielding, and the epoch callback does
-    // not yield while `_direct` is set (epoch.rs); deadline and cancel still trap it. Inside
+    // host functions that do not enter wasm (host/mod.rs), the stores have a sync memory
+    // limiter and no fuel yielding, and the epoch callback does not yield while `_direct` is
+    // set (epoch.rs); deadline and cancel still trap it. Inside
     // a host function (the one place it nests), wasmtime keeps the enclosing call's stack
     // limit for the recursive entry, so the kernel's stack use counts against the guest's.
     unsafe {

@@ -20,8 +20,7 @@
 //!   rest of the runtime hides from callers ([`is_private`]);
 //! - adds a [`CALL`] entry for each export a plugin call can run (the kernel's `begin`, the
 //!   export, the kernel's output and error slots), so that a call enters wasm once instead of
-//!   three times
-//!   (not under fuel metering, nor for the sampling profiler);
+//!   three times (not under fuel metering, nor for the sampling profiler);
 //! - exports the guest's start function as [`START`] instead of running it while
 //!   instantiating;
 //! - rebuilds the `name` section: the guest's names follow its functions to their new
@@ -59,7 +58,7 @@ use crate::{
 
 /// Changes whenever this pass (or copy_loop.rs) emits different code for the same guest:
 /// the disk cache keeps modules linked by another revision apart (disk_cache.rs).
-pub const REVISION: u32 = 11;
+pub const REVISION: u32 = 12;
 
 /// Whether code written for a guest memory may use it: 32-bit, and of 64 KiB pages, since the
 /// bounds checks the passes write compute its size as `memory.size << 16` (wasm_code.rs). A
@@ -297,13 +296,16 @@ pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
     let kept_imports = g.imported_functions - removed;
     let kernel_imports = k.imported_functions;
     let kernel_base = kept_imports + kernel_imports + g.defined_types.len() as u32;
+    // The kernel's memories and globals follow the guest's.
+    let memory_base = g.imported_memories + g.defined_memories;
+    let global_base = g.imported_globals + g.defined_globals;
     let mut kernel_remap = KernelRemap {
         types: g.signatures.len() as u32,
         imports: kept_imports,
         imported: kernel_imports,
         functions: kernel_base,
-        memories: g.imported_memories + g.defined_memories,
-        globals: g.imported_globals + g.defined_globals,
+        memories: memory_base,
+        globals: global_base,
     };
     let mut functions = Vec::with_capacity(g.imported_functions as usize);
     let mut hot = HashMap::new();
@@ -343,7 +345,6 @@ pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
         functions.push(kernel_remap.function(index));
     }
 
-    let global_base = g.imported_globals + g.defined_globals;
     let globals = [INPUT_OFFSET, INPUT_LENGTH, CLEAN]
         .map(|name| kernel_export(name, ExternalKind::Global).map(|i| global_base + i));
     let (
@@ -363,7 +364,6 @@ pub fn link(guest: &[u8], options: Options) -> Result<Option<Vec<u8>>> {
     else {
         return Ok(None);
     };
-    let memory_base = g.imported_memories + g.defined_memories;
     let mut guest_remap = GuestRemap {
         functions,
         imported_functions: g.imported_functions,

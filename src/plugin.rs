@@ -59,8 +59,8 @@ impl std::error::Error for GuestError {}
 pub(crate) struct Export {
     plain: Plain,
     /// The linked module's entry for it (`kernel_link::CALL`): the kernel's `begin`, the
-    /// export and `end` in one entry into wasm, for calls whose input the host placed first
-    /// ([`Kernel::place_input`]).
+    /// export and the output and error slots in one entry into wasm, for calls whose input
+    /// the host placed first ([`Kernel::place_input`]).
     entry: Option<CallEntry>,
 }
 
@@ -82,9 +82,9 @@ pub(crate) enum Slots {
     Unread,
     /// The call entry of call number `call` failed, perhaps before its `begin` completed (a
     /// cancel at its first epoch check): the host checks before it reads them, so that an
-    /// earlier call's output is not taken for this one's, and takes back the `placed` input
-    /// bytes it wrote if so.
-    EntryFailed { placed: u64, call: u64 },
+    /// earlier call's output is not taken for this one's, and takes back the input bytes it
+    /// placed if so.
+    EntryFailed { call: u64 },
 }
 
 /// An export ready to run as call number `call`: its input is written, and placed for its
@@ -136,13 +136,7 @@ impl Prepared {
                 ))),
                 Slots::Unread,
             ),
-            Err(e) => (
-                Err(e),
-                Slots::EntryFailed {
-                    placed: n,
-                    call: self.call,
-                },
-            ),
+            Err(e) => (Err(e), Slots::EntryFailed { call: self.call }),
         }
     }
 }
@@ -213,6 +207,10 @@ pub struct Plugin {
     output: (u64, u64),
     /// Numbers the calls for the kernel, which records the last one whose `begin` completed.
     calls: u64,
+    /// How many input bytes [`Kernel::place_input`] wrote for a call that has not concluded
+    /// yet: taken back when its `begin` did not complete ([`Plugin::conclude`]), or at the
+    /// next call when it never concluded (an async call's future dropped).
+    placed: u64,
     /// What the latest call's export used of the fuel limit.
     fuel_consumed: Option<u64>,
     cancel: CancelHandle,
@@ -290,6 +288,7 @@ impl Plugin {
             rebuild: false,
             output: (0, 0),
             calls: 0,
+            placed: 0,
             fuel_consumed: None,
             cancel: CancelHandle {
                 state: interrupt,
@@ -596,7 +595,14 @@ impl Plugin {
             }
         };
         self.calls += 1;
+        if self.placed != 0 {
+            // The last call was abandoned: whatever became of its begin, these bytes are dead.
+            kernel.unplace(&mut self.store, std::mem::take(&mut self.placed));
+        }
         let placed = export.entry.is_some() && kernel.place_input(&mut self.store, input);
+        if placed {
+            self.placed = input.len() as u64;
+        }
         if !placed {
             kernel
                 .begin(&mut self.store, input, self.calls)
@@ -704,6 +710,7 @@ impl Plugin {
         result: wasmtime::Result<i32>,
         slots: Slots,
     ) -> Result<i32, (anyhow::Error, i32)> {
+        let placed = std::mem::take(&mut self.placed);
         let ended = match slots {
             Slots::Read(offset, len, error) => Some((offset, len, error)),
             Slots::Unread | Slots::EntryFailed { .. } => {
@@ -712,7 +719,7 @@ impl Plugin {
                 self.kernel.as_ref().and_then(|k| {
                     // A call entry stopped before its `begin` completed: nothing of this call
                     // is there, and the input bytes written for it must go.
-                    if let Slots::EntryFailed { placed, call } = slots {
+                    if let Slots::EntryFailed { call } = slots {
                         if k.begun(&mut self.store).ok()? != call {
                             k.unplace(&mut self.store, placed);
                             k.reset(&mut self.store).ok()?;

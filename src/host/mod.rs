@@ -106,11 +106,12 @@ fn trap<T>(r: Result<T>) -> wasmtime::Result<T> {
 /// Finds the value under [`PluginState::key`].
 type Lookup = fn(&PluginState) -> Option<&[u8]>;
 
-/// What the kernel's `lookup` and `copy` read: config (0) or vars (1).
-fn values(what: i32) -> Result<Lookup> {
+/// What the kernel's `lookup` and `copy` read, config (0) or vars (1), and what their keys are
+/// called in errors.
+fn values(what: i32) -> Result<(Lookup, &'static str)> {
     match what {
-        0 => Ok(config::value),
-        1 => Ok(var::value),
+        0 => Ok((config::value, "config key")),
+        1 => Ok((var::value, "var key")),
         _ => bail!("the kernel asked for values of an unknown kind {what}"),
     }
 }
@@ -127,14 +128,10 @@ fn lookup(
     len: u64,
     at: u64,
 ) -> Result<u64> {
-    let value = values(what)?;
-    let name = match what {
-        0 => "config key",
-        _ => "var key",
-    };
-    read_key(&mut caller, key, len, name)?;
+    let (value, name) = values(what)?;
     let memory = caller.data().kernel_memory()?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
+    read_key(data, state, key, len, name)?;
     let Some(value) = value(state) else {
         return Ok(0);
     };
@@ -153,7 +150,7 @@ fn lookup(
 /// again by the same key, into the block `handle` the kernel allocated for it (0 when that
 /// failed).
 fn copy(mut caller: Caller<'_, PluginState>, what: i32, handle: u64) -> Result<()> {
-    let value = values(what)?;
+    let (value, _) = values(what)?;
     let memory = caller.data().kernel_memory()?;
     let (data, state) = memory.data_and_store_mut(&mut caller);
     let value = value(state).unwrap_or_default();
@@ -167,12 +164,10 @@ fn copy(mut caller: Caller<'_, PluginState>, what: i32, handle: u64) -> Result<(
     Ok(())
 }
 
-/// Reads the key argument of `config_get`, `var_get` or `var_set` into the store's scratch
-/// [`PluginState::key`] (reused, so a lookup allocates nothing). `len` is the block's length
+/// Reads the key argument of `config_get`, `var_get` or `var_set` from kernel memory `data`
+/// into the store's scratch [`PluginState::key`] (reused, so a lookup allocates nothing). `len` is the block's length
 /// (the kernel's `length`); `0` is the empty key, otherwise it must be a live block of UTF-8.
-fn read_key(caller: &mut Caller<'_, PluginState>, handle: u64, len: u64, what: &str) -> Result<()> {
-    let memory = caller.data().kernel_memory()?;
-    let (data, state) = memory.data_and_store_mut(caller);
+fn read_key(data: &[u8], state: &mut PluginState, handle: u64, len: u64, what: &str) -> Result<()> {
     state.key.clear();
     if handle == 0 {
         return Ok(());

@@ -29,17 +29,16 @@ pub(super) fn var_set(
     if max == 0 {
         bail!("Vars are disabled by this host");
     }
-    read_key(&mut caller, key, key_len, "var key")?;
+    let memory = caller.data().kernel_memory()?;
+    let (memory, state) = memory.data_and_store_mut(&mut caller);
+    read_key(memory, state, key, key_len, "var key")?;
     if value == 0 {
-        let state = caller.data_mut();
         state.vars.remove(&state.key);
         return Ok(());
     }
     if value_len == 0 {
         bail!("invalid handle offset for var value: {value}");
     }
-    let memory = caller.data().kernel_memory()?;
-    let (memory, state) = memory.data_and_store_mut(&mut caller);
     let bytes = kernel::range(memory, value, value_len)?;
     // Upstream's accounting: every existing entry (the old value of this key included) plus
     // the new one, each with a fixed overhead.
